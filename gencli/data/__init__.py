@@ -1,0 +1,1 @@
+"""Shared data sources. A data SRC is a file or folder, a named embedded set, or ``hf:org/name/path``."""

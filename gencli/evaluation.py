@@ -1,0 +1,51 @@
+"""`gencli evaluate`: held-out figures for a plugin's weights, as text or one JSON object."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from gencli.plugin import EvalRequest
+
+
+def evaluate_loaded(plugin: Any, model: Any, config: Any, options: Any, request: EvalRequest) -> dict[str, float]:
+    import torch
+
+    model.eval()
+    with torch.inference_mode():
+        return {k: float(v) for k, v in plugin.evaluate(model, config, options, request).items()}
+
+
+def run_evaluate(plugin: Any, options: Any, *, weights: str | None, revision: str | None, data: str | None,
+                 json: bool, seed: int, device: str, quiet: bool) -> None:
+    from gencli import weights as weights_module
+    from gencli.device import resolve_device, seed_everything
+
+    torch_device = resolve_device(device)
+    loaded = weights_module.load(plugin, weights, revision, torch_device)
+    seed_everything(seed)
+    started = time.perf_counter()
+    metrics = evaluate_loaded(plugin, loaded.model, loaded.config, options,
+                              EvalRequest(data, torch_device, seed))
+    payload = {
+        "plugin": plugin.name,
+        "weights": loaded.source.id,
+        "weights_sha256": loaded.sha256,
+        "data": data or "default held-out split",
+        "seed": seed,
+        "seconds": round(time.perf_counter() - started, 3),
+        "metrics": metrics,
+    }
+    _print(payload, as_json=json)
+
+
+def _print(payload: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(payload))
+        return
+    print(f"{payload['plugin']}  weights {payload['weights']}  data: {payload['data']}")
+    for name, value in payload["metrics"].items():
+        print(f"  {name:<28} {value:.4f}")
+    sys.stdout.flush()

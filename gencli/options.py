@@ -1,0 +1,153 @@
+"""Turn the core's flags and a plugin's option dataclasses into real, typed, documented Typer options.
+
+Every generated parameter defaults to ``None`` so the caller can tell "not typed" from "typed the default";
+that is what lets flags override a --config file and a preset, and lets --resume keep a run's settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+from gencli.plugin import option_fields
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One command-line flag: ``dest`` is the Python name, ``group`` says which dataclass receives it."""
+
+    dest: str
+    type: Any
+    help: str
+    group: str = "core"
+    short: str | None = None
+    default: Any = None  # shown in --help only; the real default is applied when options are resolved
+    show_default: bool = True
+    hidden: bool = False
+
+    @property
+    def long(self) -> str:
+        return "--" + self.dest.replace("_", "-")
+
+
+WEIGHTS_HELP = "Run folder, model.safetensors file or Hub repo id org/name[@revision]; default: bundled weights."
+COMMON = {
+    "seed": Flag("seed", int, "Random seed; the same seed gives the same output.", default=0),
+    "device": Flag("device", str, "auto, cpu, cuda or cuda:N.", default="auto"),
+    "quiet": Flag("quiet", bool, "No progress or messages on stderr.", short="-q", default=False),
+    "weights": Flag("weights", str, WEIGHTS_HELP, show_default=False),
+    "revision": Flag("revision", str, "Hub branch, tag or full 40-hex commit for --weights.", show_default=False),
+}
+SAMPLE_FLAGS = [
+    Flag("output", str, "Output path; '-' for stdout; '{i}' in the name writes one file per sample.",
+         short="-o", show_default=False),
+    Flag("n", int, "Number of samples.", short="-n", default=1),
+    COMMON["seed"], COMMON["weights"], COMMON["revision"], COMMON["device"], COMMON["quiet"],
+]
+EVALUATE_FLAGS = [
+    COMMON["weights"], COMMON["revision"],
+    Flag("data", str, "Evaluation data: file, folder or named embedded set; default: the held-out split.",
+         show_default=False),
+    Flag("json", bool, "Print one JSON object on stdout.", default=False),
+    COMMON["seed"], COMMON["device"], COMMON["quiet"],
+]
+TRAIN_FLAGS = [
+    Flag("data", str, "Training data: file, folder or named embedded set.", show_default=False),
+    Flag("out", Path, "Run folder (a Hub repo layout); default: runs/PLUGIN.", show_default=False),
+    Flag("steps", int, "Total optimisation steps (with --resume: the new total)."),
+    Flag("batch_size", int, "Global batch size (split across --nproc processes)."),
+    Flag("lr", float, "Peak learning rate."),
+    COMMON["seed"], COMMON["device"],
+    Flag("preset", str, "Named preset of architecture and training values (see `gencli info`).",
+         show_default=False),
+    Flag("config", Path, "TOML file of option values (any flag name); typed flags override it.",
+         show_default=False),
+    Flag("resume", bool, "Continue the run in --out from its last checkpoint.", default=False),
+    Flag("save_every", int, "Checkpoint every N steps (and always at the end)."),
+    Flag("log_every", int, "Write metrics and progress lines every N steps."),
+    Flag("grad_clip", float, "Clip the global gradient norm to this value (0: off)."),
+    Flag("precision", typing.Literal["auto", "fp32", "bf16"], "auto: bf16 autocast on CUDA, fp32 on the CPU."),
+    Flag("compile", bool, "Compile the model with torch.compile."),
+    Flag("on_nonfinite", typing.Literal["stop", "rollback"],
+         "On a NaN/Inf loss: stop keeping the last good checkpoint, or roll back to it with half the lr."),
+    Flag("nproc", int, "Processes to train with (torch.distributed; gloo on the CPU, nccl on CUDA).", default=1),
+    Flag("nnodes", str, "torchrun --nnodes, for multi-node training.", show_default=False),
+    Flag("node_rank", int, "torchrun --node-rank.", show_default=False),
+    Flag("rdzv_endpoint", str, "torchrun --rdzv-endpoint host:port.", show_default=False),
+    COMMON["quiet"],
+]
+CORE_FLAGS: dict[str, frozenset[str]] = {
+    "sample": frozenset(f.dest for f in SAMPLE_FLAGS),
+    "evaluate": frozenset(f.dest for f in EVALUATE_FLAGS),
+    "train": frozenset(f.dest for f in TRAIN_FLAGS),
+}
+
+
+def dataclass_flags(cls: type, group: str) -> list[Flag]:
+    """One Flag per command-line field of an option dataclass."""
+    hints = typing.get_type_hints(cls)
+    flags = []
+    for f in option_fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else None
+        flags.append(Flag(f.name, hints[f.name], f.metadata.get("help", ""), group=group,
+                          short=f.metadata.get("short"), default=default))
+    return flags
+
+
+def _annotation(flag: Flag) -> Any:
+    names = [flag.long] + ([flag.short] if flag.short else [])
+    if flag.type is bool:
+        names = [f"{flag.long}/--no-{flag.long[2:]}"] + ([flag.short] if flag.short else [])
+    show = flag.show_default and flag.default is not None
+    info = typer.Option(
+        *names,
+        help=flag.help,
+        show_default=str(flag.default) if show else False,
+        hidden=flag.hidden,
+        rich_help_panel="Core options" if flag.group == "core" else _PANELS.get(flag.group),
+    )
+    return Annotated[Optional[flag.type], info]
+
+
+_PANELS = {
+    "Config": "Architecture",
+    "TrainOptions": "Training options",
+    "SampleOptions": "Sampling options",
+    "EvalOptions": "Evaluation options",
+}
+
+
+def make_command(flags: list[Flag], body: Callable[[dict[str, Any]], None], doc: str) -> Callable[..., None]:
+    """A function whose signature Typer reads as ``flags``; calling it hands ``body`` {dest: value|None}."""
+    seen: dict[str, Flag] = {}
+    for flag in flags:
+        if flag.dest in seen:
+            raise ValueError(f"flag {flag.long} is declared twice ({seen[flag.dest].group} and {flag.group})")
+        seen[flag.dest] = flag
+    parameters = [
+        inspect.Parameter(flag.dest, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=_annotation(flag))
+        for flag in flags
+    ]
+
+    def command(**values: Any) -> None:
+        body(values)
+
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    command.__doc__ = doc
+    return command
+
+
+def split_by_group(flags: list[Flag], values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{group: {dest: value}} for the values the user actually typed (not None)."""
+    groups: dict[str, dict[str, Any]] = {}
+    by_dest = {flag.dest: flag for flag in flags}
+    for dest, value in values.items():
+        if value is not None:
+            groups.setdefault(by_dest[dest].group, {})[dest] = value
+    return groups

@@ -1,0 +1,186 @@
+"""The plugin contract: everything a model family implements to live inside gencli.
+
+A plugin is any object, published under the entry-point group ``gencli.plugins``, with the attributes and
+methods of :class:`Plugin` below. First-party plugins are registered exactly like third-party ones.
+
+Two halves, on purpose:
+
+* the *declaration* (name, modality, the ``Config`` and option dataclasses, presets, bundled weights) is
+  plain Python and must import without torch, so ``gencli --help``, ``gencli list`` and TAB completion stay
+  fast and a broken model cannot take the CLI down;
+* the *implementation* (``build``, ``prepare``, ``loss``, ``sample``, ``evaluate``) may import torch lazily,
+  inside the methods.
+
+The core owns everything around the model: argv parsing, weights resolution and validation, the training
+loop (checkpoints, resume, progress, distribution) and writing outputs. A plugin never parses argv, never
+touches the Hub and never writes output files; it returns values of the small types defined here.
+
+Data flow: CLI -> registry -> weights -> ``plugin.build`` -> ``plugin.sample`` -> writers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # the contract itself stays importable without torch or numpy
+    import numpy as np
+    import torch
+
+Modality = Literal["image", "text", "strokes", "audio"]
+MODALITIES: tuple[str, ...] = ("image", "text", "strokes", "audio")
+
+
+def option(default: Any, help: str, *, short: str | None = None, flag: bool = True) -> Any:
+    """Declare one option field: it becomes ``--field-name`` with ``help`` as its help text.
+
+    ``short`` adds a one-letter alias (``"-t"``). ``flag=False`` keeps a field out of the command line
+    (for example a vocabulary learned from the data, which lives in config.json but is never typed).
+    """
+    metadata = {"help": help, "short": short, "flag": flag}
+    if isinstance(default, (list, dict, set)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named starting point: architecture values and training option values, overridable by flags."""
+
+    help: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    train: Mapping[str, Any] = field(default_factory=dict)
+
+
+# ---- values a plugin returns from sample() ------------------------------------------------------------
+
+
+@dataclass
+class Images:
+    """``pixels``: uint8 array (N, H, W, C) with C in {1, 3}. A grid is laid out by the writer."""
+
+    pixels: np.ndarray
+    columns: int | None = None  # grid width; None lets the writer choose a near-square grid
+
+
+@dataclass
+class Text:
+    """``chunks`` is consumed lazily, so text streams to stdout while it is being generated."""
+
+    chunks: Iterable[str]
+
+
+@dataclass
+class Strokes:
+    """One float array (T, 3) per line of handwriting: (dx, dy, pen_up) with pen_up 1 ending a stroke."""
+
+    lines: list[np.ndarray]
+
+
+@dataclass
+class Audio:
+    """``samples``: float array (N, T) in [-1, 1], one row per clip, at ``rate`` Hz."""
+
+    samples: np.ndarray
+    rate: int
+
+
+Output = Images | Text | Strokes | Audio
+
+
+# ---- values the core passes to a plugin -----------------------------------------------------------------
+
+
+@dataclass
+class SampleRequest:
+    n: int  # how many samples (-n)
+    seed: int  # already applied to torch's global RNG; also handy for a local generator
+    device: torch.device
+
+
+@dataclass
+class EvalRequest:
+    data: str | None  # --data as typed, None for the plugin's default held-out split
+    device: torch.device
+    seed: int
+
+
+@dataclass
+class Prepared:
+    """What ``prepare`` returns: the final architecture config (e.g. with a vocabulary learned from the data)
+    and the training batches."""
+
+    config: Any  # an instance of the plugin's Config
+    data: TrainData
+    description: str  # one line for the model card, e.g. "pydoc-topics (embedded, 465,000 characters)"
+
+
+@runtime_checkable
+class TrainData(Protocol):
+    """Random-access training batches.
+
+    ``batch`` must depend only on the generator it is given: the engine seeds a fresh generator from
+    (run seed, step), which makes the data position of a run simply its step number, so a resumed or
+    distributed run sees exactly the batches an uninterrupted single-process run would.
+    Returned tensors have the batch as their first dimension (a tensor, a tuple or a dict of tensors).
+    """
+
+    def batch(self, generator: torch.Generator, batch_size: int) -> Any: ...
+
+
+@runtime_checkable
+class Plugin(Protocol):
+    """What every plugin provides. Reference docs for each member follow."""
+
+    name: str  # command-line name, e.g. "charrnn"
+    modality: Modality
+    summary: str  # one line for `gencli list` and --help
+
+    Config: type  # dataclass: the architecture, saved as config.json
+    TrainOptions: type  # dataclass of plugin-specific training flags (may be empty)
+    SampleOptions: type  # dataclass of sampling flags (--temperature, --length, ...)
+    EvalOptions: type  # dataclass of evaluation flags
+
+    presets: Mapping[str, Preset]  # may be empty
+    train_defaults: Mapping[str, Any]  # overrides of the engine's defaults: steps, batch_size, lr, ...
+    default_data: str  # what `--data` means when omitted, one line
+    bundled_weights: Path | None  # folder with config.json + model.safetensors, or None
+
+    def build(self, config: Any) -> torch.nn.Module:
+        """Construct the model for ``config``; must also work under ``torch.device("meta")``."""
+        ...
+
+    def prepare(self, data: str | None, config: Any, options: Any) -> Prepared:
+        """Load training data (``data`` as typed after --data) and finalise the config."""
+        ...
+
+    def loss(self, model: torch.nn.Module, batch: Any, options: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        """One training objective evaluation: scalar loss to minimise and metrics to log."""
+        ...
+
+    def sample(self, model: torch.nn.Module, config: Any, options: Any, request: SampleRequest) -> Output:
+        """Generate ``request.n`` samples with the model in eval mode."""
+        ...
+
+    def evaluate(self, model: torch.nn.Module, config: Any, options: Any, request: EvalRequest) -> dict[str, float]:
+        """Held-out figures, e.g. {"bits_per_char": 1.9}. Keys are snake_case with the unit in the name."""
+        ...
+
+
+def option_fields(options_cls: type) -> list[dataclasses.Field]:
+    """The fields of an options/config dataclass that become command-line flags."""
+    return [f for f in dataclasses.fields(options_cls) if f.metadata.get("flag", True)]
+
+
+def defaults_of(options_cls: type) -> dict[str, Any]:
+    """Default values of every field of a dataclass (default_factory included)."""
+    values = {}
+    for f in dataclasses.fields(options_cls):
+        if f.default is not dataclasses.MISSING:
+            values[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            values[f.name] = f.default_factory()
+    return values

@@ -1,0 +1,152 @@
+"""What a training run is: the resolved settings, saved as ``run.json`` so the run can be repeated or resumed.
+
+Values are layered, each layer overriding the one before:
+engine defaults < the plugin's ``train_defaults`` < ``--preset`` < ``--config run.toml`` < typed flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gencli.errors import UsageError
+from gencli.options import Flag
+from gencli.plugin import defaults_of
+
+RUN_FILE = "run.json"
+
+
+@dataclass
+class EngineOptions:
+    """The shared training loop's settings; defaults suit a tiny model on a laptop CPU."""
+
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "auto"
+    save_every: int = 200  # checkpoints are cheap next to a lost hour of training
+    log_every: int = 10
+    grad_clip: float = 1.0  # global-norm clipping; recurrent models need it (Graves 2013)
+    precision: str = "auto"
+    compile: bool = False
+    on_nonfinite: str = "stop"
+    warmup_steps: int = 0  # linear warm-up; the rest of the run decays by a cosine to lr / 10
+
+
+@dataclass
+class RunSpec:
+    plugin: str
+    data: str | None
+    preset: str | None
+    engine: EngineOptions
+    config: dict[str, Any]  # architecture (Config) values, before prepare() adds data-derived fields
+    options: dict[str, Any]  # the plugin's TrainOptions values
+    command: str = ""  # the exact command line that started the run
+    launcher: dict[str, Any] = field(default_factory=dict)  # nproc / nnodes / node_rank / rdzv_endpoint
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSpec:
+        raw = json.loads(text)
+        raw["engine"] = EngineOptions(**raw["engine"])
+        return cls(**raw)
+
+
+ENGINE_FIELDS = {f.name for f in dataclasses.fields(EngineOptions)}
+LAUNCH_FIELDS = ("nproc", "nnodes", "node_rank", "rdzv_endpoint")
+
+
+def read_toml(path: Path, flags: list[Flag]) -> dict[str, dict[str, Any]]:
+    """{group: {dest: value}} from a flat TOML file whose keys are flag names (dashes or underscores)."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"--config: no such file {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise UsageError(f"--config {path}: not valid TOML ({error})") from None
+    by_dest = {flag.dest: flag for flag in flags}
+    groups: dict[str, dict[str, Any]] = {}
+    for key, value in raw.items():
+        dest = key.replace("-", "_")
+        if dest in ("config", "resume"):
+            raise UsageError(f"--config {path}: '{key}' can only be given on the command line")
+        if dest not in by_dest:
+            raise UsageError(f"--config {path}: unknown option '{key}'")
+        groups.setdefault(by_dest[dest].group, {})[dest] = check_type(value, by_dest[dest], origin=str(path))
+    return groups
+
+
+def check_type(value: Any, flag: Flag, origin: str) -> Any:
+    """Values from TOML are typed by TOML; make sure they fit the flag (an int may stand for a float)."""
+    expected = flag.type
+    if typing.get_origin(expected) is typing.Literal:
+        if value not in typing.get_args(expected):
+            choices = ", ".join(map(str, typing.get_args(expected)))
+            raise UsageError(f"{origin}: '{flag.dest}' must be one of {choices}, not {value!r}")
+        return value
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is Path and isinstance(value, str):
+        return Path(value)
+    if isinstance(expected, type) and not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise UsageError(f"{origin}: '{flag.dest}' must be {getattr(expected, '__name__', expected)}, not {value!r}")
+    return value
+
+
+def resolve(plugin: Any, typed: dict[str, dict[str, Any]], flags: list[Flag], command: str) -> RunSpec:
+    """Layer the defaults, the preset, the TOML file and the typed flags into one RunSpec."""
+    layers = [typed]
+    core = typed.get("core", {})
+    if core.get("config") is not None:
+        layers.insert(0, read_toml(Path(core["config"]), flags))
+    merged: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for group, values in layer.items():
+            merged.setdefault(group, {}).update(values)
+    core = merged.get("core", {})
+
+    preset_name = core.get("preset")
+    preset = None
+    if preset_name is not None:
+        if preset_name not in plugin.presets:
+            known = ", ".join(plugin.presets) or "none"
+            raise UsageError(f"unknown preset {preset_name!r} for {plugin.name}; presets: {known}")
+        preset = plugin.presets[preset_name]
+
+    engine_values = {**dict(plugin.train_defaults), **(dict(preset.train) if preset else {})}
+    engine_values.update({k: v for k, v in core.items() if k in ENGINE_FIELDS})
+    unknown = set(engine_values) - ENGINE_FIELDS
+    if unknown:
+        raise UsageError(f"{plugin.name}: unknown training setting(s) {sorted(unknown)}")
+    engine = EngineOptions(**engine_values)
+    if engine.steps < 1 or engine.batch_size < 1 or engine.save_every < 1 or engine.log_every < 1:
+        raise UsageError("--steps, --batch-size, --save-every and --log-every must be at least 1")
+    if not engine.lr > 0:
+        raise UsageError("--lr must be positive")
+
+    config = defaults_of(plugin.Config)
+    config.update(dict(preset.config) if preset else {})
+    config.update(merged.get("Config", {}))
+    options = defaults_of(plugin.TrainOptions)
+    options.update(merged.get("TrainOptions", {}))
+    launcher = {k: core[k] for k in LAUNCH_FIELDS if core.get(k) is not None}
+    data = core.get("data")
+    return RunSpec(plugin.name, data, preset_name, engine, config, options, command, launcher)
+
+
+def load_run(run_dir: Path) -> RunSpec:
+    path = run_dir / RUN_FILE
+    if not path.is_file():
+        raise UsageError(f"--resume: {run_dir} holds no run ({RUN_FILE} missing); start it without --resume")
+    try:
+        return RunSpec.from_json(path.read_text(encoding="utf-8"))
+    except (ValueError, TypeError, KeyError) as error:
+        raise UsageError(f"--resume: {path} is unreadable ({error})") from None

@@ -1,0 +1,176 @@
+"""``PluginContract``: the conformance tests every plugin's test suite inherits.
+
+Usage in a plugin's tests::
+
+    from gencli.testing import PluginContract
+    from my_plugin import plugin
+
+    class TestMyPluginContract(PluginContract):
+        plugin = plugin
+        tiny_config = {"hidden_size": 8}       # Config overrides that make a model build in milliseconds
+        tiny_train_options = {}                # TrainOptions overrides
+        tiny_sample_options = {"length": 20}   # SampleOptions overrides
+        tiny_eval_options = {}
+        data = None                            # --data for prepare/evaluate (None: the plugin's default)
+
+The checks cover the contract's promises: a torch-free declaration, documented flags, a model that builds on
+the meta device, deterministic batches, a loss that training lowers, seeded sampling of the right type,
+finite evaluation figures, and a save/load round trip through the core's weights module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from typing import Any, ClassVar
+
+from gencli.plugin import Audio, EvalRequest, Images, SampleRequest, Strokes, Text, option_fields
+
+OUTPUT_TYPES = {"image": Images, "text": Text, "strokes": Strokes, "audio": Audio}
+
+
+def payload(output: Any) -> bytes:
+    """The content of an output as bytes, for exact comparisons."""
+    import numpy as np
+
+    if isinstance(output, Text):
+        return "".join(output.chunks).encode()
+    if isinstance(output, Images):
+        return np.ascontiguousarray(output.pixels).tobytes()
+    if isinstance(output, Audio):
+        return np.ascontiguousarray(output.samples).tobytes()
+    return b"".join(np.ascontiguousarray(line).tobytes() for line in output.lines)
+
+
+class PluginContract:
+    plugin: ClassVar[Any]
+    tiny_config: ClassVar[dict[str, Any]] = {}
+    tiny_train_options: ClassVar[dict[str, Any]] = {}
+    tiny_sample_options: ClassVar[dict[str, Any]] = {}
+    tiny_eval_options: ClassVar[dict[str, Any]] = {}
+    data: ClassVar[str | None] = None
+    batch_size: ClassVar[int] = 4
+    train_steps: ClassVar[int] = 30  # steps on one batch that must lower the loss
+
+    # -- helpers --
+
+    def _prepared(self) -> Any:
+        config = self.plugin.Config(**self.tiny_config)
+        options = self.plugin.TrainOptions(**self.tiny_train_options)
+        return self.plugin.prepare(self.data, config, options), options
+
+    def _model(self) -> tuple[Any, Any, Any]:
+        import torch
+
+        torch.manual_seed(0)
+        prepared, options = self._prepared()
+        return self.plugin.build(prepared.config), prepared, options
+
+    def _sample(self, model: Any, config: Any, seed: int, n: int = 1) -> Any:
+        import torch
+
+        from gencli.device import seed_everything
+
+        seed_everything(seed)
+        options = self.plugin.SampleOptions(**self.tiny_sample_options)
+        model.eval()
+        with torch.inference_mode():
+            output = self.plugin.sample(model, config, options, SampleRequest(n, seed, torch.device("cpu")))
+            if isinstance(output, Text):
+                output = Text(["".join(output.chunks)])
+        return output
+
+    # -- the contract --
+
+    def test_declaration_satisfies_contract(self) -> None:
+        from gencli.registry import check_plugin
+
+        check_plugin(self.plugin)
+
+    def test_declaration_imports_without_torch(self) -> None:
+        module = type(self.plugin).__module__
+        code = f"import sys, {module}; assert 'torch' not in sys.modules, 'declaration imported torch'"
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+    def test_every_flag_has_help(self) -> None:
+        for cls in (self.plugin.Config, self.plugin.TrainOptions, self.plugin.SampleOptions, self.plugin.EvalOptions):
+            for field in option_fields(cls):
+                assert field.metadata.get("help"), f"{cls.__name__}.{field.name} has no help text"
+
+    def test_presets_name_real_fields(self) -> None:
+        from gencli.runspec import ENGINE_FIELDS
+
+        config_fields = {f.name for f in dataclasses.fields(self.plugin.Config)}
+        for name, preset in self.plugin.presets.items():
+            assert set(preset.config) <= config_fields, f"preset {name}: unknown config keys"
+            assert set(preset.train) <= ENGINE_FIELDS, f"preset {name}: unknown training keys"
+
+    def test_builds_on_meta_device(self) -> None:
+        import torch
+
+        prepared, _ = self._prepared()
+        with torch.device("meta"):
+            model = self.plugin.build(prepared.config)
+        assert all(t.is_meta for t in model.state_dict().values())
+
+    def test_batches_depend_only_on_the_generator(self) -> None:
+        import torch
+
+        prepared, _ = self._prepared()
+        first = prepared.data.batch(torch.Generator().manual_seed(5), self.batch_size)
+        again = prepared.data.batch(torch.Generator().manual_seed(5), self.batch_size)
+        other = prepared.data.batch(torch.Generator().manual_seed(6), self.batch_size)
+        flat = lambda b: torch.cat([t.float().flatten() for t in (b if isinstance(b, (tuple, list)) else [b])])
+        assert torch.equal(flat(first), flat(again))
+        assert not torch.equal(flat(first), flat(other))
+
+    def test_training_lowers_the_loss(self) -> None:
+        import torch
+
+        model, prepared, options = self._model()
+        batch = prepared.data.batch(torch.Generator().manual_seed(0), self.batch_size)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        model.train()
+        losses = []
+        for _ in range(self.train_steps):
+            loss, metrics = self.plugin.loss(model, batch, options)
+            assert loss.dim() == 0 and torch.isfinite(loss)
+            assert all(isinstance(v, float) for v in metrics.values())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        assert losses[-1] < losses[0] * 0.9, f"loss went {losses[0]:.4f} -> {losses[-1]:.4f}"
+
+    def test_sampling_is_seeded_and_typed(self) -> None:
+        model, prepared, _ = self._model()
+        first = self._sample(model, prepared.config, seed=1)
+        assert isinstance(first, OUTPUT_TYPES[self.plugin.modality])
+        assert payload(first) == payload(self._sample(model, prepared.config, seed=1))
+        assert payload(first) != payload(self._sample(model, prepared.config, seed=2))
+
+    def test_evaluate_gives_finite_figures(self) -> None:
+        import math
+
+        import torch
+
+        model, prepared, _ = self._model()
+        model.eval()
+        options = self.plugin.EvalOptions(**self.tiny_eval_options)
+        with torch.inference_mode():
+            metrics = self.plugin.evaluate(model, prepared.config, options,
+                                           EvalRequest(self.data, torch.device("cpu"), 0))
+        assert metrics and all(math.isfinite(float(v)) for v in metrics.values())
+
+    def test_weights_round_trip(self, tmp_path: Any) -> None:
+        import torch
+
+        from gencli import weights
+
+        model, prepared, _ = self._model()
+        weights.save_model(tmp_path, self.plugin, model, prepared.config)
+        loaded = weights.load(self.plugin, str(tmp_path), None, torch.device("cpu"))
+        assert loaded.config == prepared.config
+        for name, tensor in model.state_dict().items():
+            assert torch.equal(tensor, loaded.model.state_dict()[name]), name
