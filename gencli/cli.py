@@ -2,6 +2,9 @@
 
 Import cost matters here (TAB completion re-runs the program on every keypress), so nothing on this path
 imports torch: plugin declarations are torch-free by contract, and model work is imported lazily.
+Plugin subcommands (`gencli sample PLUGIN`) are built on demand by :class:`PluginVerbGroup`, so `gencli
+--help` imports no plugin at all and `gencli sample charrnn` imports only charrnn: a broken or slow
+third-party plugin costs nothing to commands that do not name it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
+import typer.main
+from typer.core import TyperGroup
 
 from gencli import commands, registry
 from gencli.errors import GencliError
@@ -26,8 +31,13 @@ VERB_HELP = {
 }
 
 
+def debugging() -> bool:
+    return os.environ.get("GENCLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
 def report(message: str) -> None:
-    print(f"gencli: error: {message}", file=sys.stderr)
+    # One line, whatever the message holds: a user error never spills over several lines.
+    print(f"gencli: error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
 
 
 def silence_stdout() -> None:
@@ -37,6 +47,13 @@ def silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
+    finally:
+        os.close(devnull)
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    # torch.OutOfMemoryError is checked by name: importing torch here would put it on the --help path.
+    return isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
 
 
 def guarded(body: Callable[..., None]) -> Callable[..., None]:
@@ -46,7 +63,7 @@ def guarded(body: Callable[..., None]) -> Callable[..., None]:
         try:
             body(*args, **kwargs)
         except GencliError as error:
-            if os.environ.get("GENCLI_DEBUG"):
+            if debugging():
                 traceback.print_exc()
             report(str(error))
             raise typer.Exit(error.exit_code) from None
@@ -58,10 +75,19 @@ def guarded(body: Callable[..., None]) -> Callable[..., None]:
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
-        except Exception as error:  # a bug, not a user error: still one line unless debugging
-            if os.environ.get("GENCLI_DEBUG"):
+        except OSError as error:  # disk full, permission denied, ...: the environment, not a bug
+            if debugging():
                 raise
-            report(f"{registry.one_line(error)} (internal error; GENCLI_DEBUG=1 shows the traceback)")
+            where = f": {error.filename}" if error.filename else ""
+            report(f"{error.strerror or registry.one_line(error)}{where}")
+            raise typer.Exit(1) from None
+        except Exception as error:  # a bug, not a user error: still one line unless debugging
+            if debugging():
+                raise
+            if _is_out_of_memory(error):
+                report(f"out of memory ({registry.one_line(error)}); try a smaller -n, size or --batch-size")
+            else:
+                report(f"{registry.one_line(error)} (internal error; GENCLI_DEBUG=1 shows the traceback)")
             raise typer.Exit(1) from None
 
     run.__name__ = getattr(body, "__name__", "command")
@@ -73,23 +99,34 @@ def guarded(body: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
-def plugin_verb_app(verb: str) -> typer.Typer:
-    """`gencli VERB PLUGIN [flags]`: one subcommand per plugin, its flags built from the plugin's dataclasses."""
-    app = typer.Typer(help=VERB_HELP[verb], no_args_is_help=True, rich_markup_mode="rich")
-    for name, entry in registry.discover().items():
-        try:
-            plugin = entry.load()
-            flags = commands.verb_flags(verb, plugin)
-            body = make_command(flags, commands.VERB_BODIES[verb](name, flags), f"{plugin.summary}")
-            app.command(name, help=plugin.summary)(guarded(body))
-        except GencliError as error:
-            app.command(name, help=f"(broken) {error}", context_settings={
-                "ignore_unknown_options": True, "allow_extra_args": True})(guarded(_broken(str(error))))
-        except ValueError as error:  # flag clash found while building the command
-            message = f"plugin {name!r} is broken: {error}"
-            app.command(name, help=f"(broken) {message}", context_settings={
-                "ignore_unknown_options": True, "allow_extra_args": True})(guarded(_broken(message)))
-    return app
+def _escape(text: str) -> str:
+    from rich.markup import escape  # help is rendered as rich markup; a plugin's text is not markup
+
+    return escape(text)
+
+
+def _single_command(name: str, function: Callable[..., None], help: str, **settings: Any) -> Any:
+    """A Click command built by Typer from one function (Typer's public route to a command object)."""
+    app = typer.Typer(add_completion=False, rich_markup_mode="rich")
+    app.command(name, help=help, **settings)(function)
+    return typer.main.get_command(app)
+
+
+def plugin_command(verb: str, name: str, entry: registry.PluginEntry) -> Any:
+    """`gencli VERB NAME [flags]`, flags built from the plugin's dataclasses; a broken plugin gets a command
+    that fails with its one-line reason, whatever flags it is given."""
+    try:
+        plugin = entry.load()
+        flags = commands.verb_flags(verb, plugin)
+        body = make_command(flags, commands.VERB_BODIES[verb](name, flags), plugin.summary)
+        return _single_command(name, guarded(body), _escape(plugin.summary))
+    except GencliError as error:
+        message = str(error)
+    except Exception as error:  # Typer refused the generated signature: the plugin is broken, not the CLI
+        message = f"plugin {name!r} is broken: {registry.one_line(error)}"
+    return _single_command(name, guarded(_broken(message)), _escape(f"(broken) {message}"),
+                           add_help_option=False,
+                           context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 
 
 def _broken(message: str) -> Callable[[typer.Context], None]:
@@ -97,6 +134,34 @@ def _broken(message: str) -> Callable[[typer.Context], None]:
         raise GencliError(message)
 
     return broken
+
+
+class PluginVerbGroup(TyperGroup):
+    """`gencli sample|train|evaluate`: one subcommand per installed plugin, each built when first asked for."""
+
+    verb = ""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(registry.discover())
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands:
+            entries = registry.discover()
+            if cmd_name not in entries:
+                return None
+            self.commands[cmd_name] = plugin_command(self.verb, cmd_name, entries[cmd_name])
+        return self.commands[cmd_name]
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name = args[0] if args else ""
+        if not ctx.resilient_parsing and not name.startswith("-") and self.get_command(ctx, name) is None:
+            registry.get(name)  # raises "unknown plugin 'x'; available: ..."
+        return super().resolve_command(ctx, args)
+
+
+def _verb_group(verb: str) -> typer.Typer:
+    group_class = type(f"{verb.title()}Group", (PluginVerbGroup,), {"verb": verb})
+    return typer.Typer(cls=group_class, help=VERB_HELP[verb], no_args_is_help=True, rich_markup_mode="rich")
 
 
 def build_app() -> typer.Typer:
@@ -118,13 +183,13 @@ def build_app() -> typer.Typer:
         commands.info(plugin, as_json=json)
 
     for verb in ("sample", "train", "evaluate"):
-        app.add_typer(plugin_verb_app(verb), name=verb)
+        app.add_typer(_verb_group(verb), name=verb)
 
     @app.command("push")
     @guarded
     def push(
         run_dir: Annotated[Path, typer.Argument(help="Run folder written by `gencli train`.")],
-        repo_id: Annotated[str, typer.Argument(help="Hub repo id, org/name.")],
+        repo_id: Annotated[str, typer.Argument(help=_escape("Hub repo id, org/name[@branch]."))],
         private: Annotated[bool, typer.Option("--private", help="Create the repo as private.")] = False,
         revision: Annotated[Optional[str], typer.Option("--revision", help="Branch to push to.")] = None,
     ) -> None:
@@ -134,7 +199,7 @@ def build_app() -> typer.Typer:
     @app.command("download")
     @guarded
     def download(
-        repo_id: Annotated[str, typer.Argument(help="Hub repo id, org/name[@revision].")],
+        repo_id: Annotated[str, typer.Argument(help=_escape("Hub repo id, org/name[@revision]."))],
         revision: Annotated[Optional[str], typer.Option("--revision", help="Branch, tag or commit.")] = None,
     ) -> None:
         """Fetch a model from the Hub into the local cache, for use offline later."""
@@ -143,10 +208,45 @@ def build_app() -> typer.Typer:
     return app
 
 
+def _usage_error(error: Exception) -> int:
+    """Click's usage errors (unknown flag, bad value, missing argument) as one `gencli: error:` line."""
+    if type(error).__name__ == "NoArgsIsHelpError":  # `gencli sample` alone: the help is the answer
+        # Typer's rich help is printed (to stdout) while the error is made; plain help is its message.
+        if error.format_message().strip():  # type: ignore[attr-defined]
+            error.show()  # type: ignore[attr-defined]
+        return 2
+    ctx = getattr(error, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None and ctx.command.get_help_option(ctx) else ""
+    message = error.format_message().strip()  # type: ignore[attr-defined]
+    report(f"{message.rstrip('.') if hint else message}{hint}")
+    return int(getattr(error, "exit_code", 2))
+
+
 def main(argv: list[str] | None = None) -> None:
-    app = build_app()
+    code: Any = 0
     try:
-        app(args=argv, prog_name="gencli")
+        command = typer.main.get_command(build_app())
+        # standalone_mode=False hands usage errors to us instead of Typer's multi-line error panel.
+        code = command.main(args=argv, prog_name="gencli", standalone_mode=False)
+    except GencliError as error:  # raised while resolving a command, e.g. an unknown plugin
+        if debugging():
+            traceback.print_exc()
+        report(str(error))
+        code = error.exit_code
     except BrokenPipeError:
         silence_stdout()
-        sys.exit(0)
+        code = 0
+    except typer.Abort:
+        report("aborted")
+        code = 1
+    except Exception as error:
+        if hasattr(error, "format_message") and hasattr(error, "exit_code"):  # Click's UsageError & co
+            if debugging():
+                traceback.print_exc()
+            code = _usage_error(error)
+        elif debugging():
+            raise
+        else:
+            report(f"{registry.one_line(error)} (internal error; GENCLI_DEBUG=1 shows the traceback)")
+            code = 1
+    sys.exit(code if isinstance(code, int) else 0)

@@ -123,13 +123,18 @@ def list_plugins(*, as_json: bool) -> None:
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 1000  # piped: one line per plugin (no wrapping), so grep and cut see whole rows
     table = Table("name", "modality", "package", "version", "status", "default weights", box=None)
     for row in rows:
         style = "" if row["status"] == "ok" else "red"
-        table.add_row(row["name"], row["modality"] or "-", row["package"], row["version"], row["status"],
-                      row["default_weights"] or "-", style=style)
-    Console(soft_wrap=True).print(table)
+        cells = (row["name"], row["modality"] or "-", row["package"], row["version"], row["status"],
+                 row["default_weights"] or "-")
+        table.add_row(*(Text(str(cell)) for cell in cells), style=style)  # Text: a reason is not markup
+    console.print(table)
 
 
 def info(name: str, *, as_json: bool) -> None:

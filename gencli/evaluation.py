@@ -21,10 +21,12 @@ def evaluate_loaded(plugin: Any, model: Any, config: Any, options: Any, request:
 def run_evaluate(plugin: Any, options: Any, *, weights: str | None, revision: str | None, data: str | None,
                  json: bool, seed: int, device: str, quiet: bool) -> None:
     from gencli import weights as weights_module
+
+    located = weights_module.locate(plugin, weights, revision, quiet=quiet)  # torch-free checks first
     from gencli.device import resolve_device, seed_everything
 
     torch_device = resolve_device(device)
-    loaded = weights_module.load(plugin, weights, revision, torch_device)
+    loaded = weights_module.load_located(plugin, located, torch_device)
     seed_everything(seed)
     started = time.perf_counter()
     metrics = evaluate_loaded(plugin, loaded.model, loaded.config, options,

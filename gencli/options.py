@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,17 +31,18 @@ class Flag:
     default: Any = None  # shown in --help only; the real default is applied when options are resolved
     show_default: bool = True
     hidden: bool = False
+    negatable: bool = True  # bool flags only: also offer --no-NAME (to undo a preset or --config value)
 
     @property
     def long(self) -> str:
         return "--" + self.dest.replace("_", "-")
 
 
-WEIGHTS_HELP = "Run folder, model.safetensors file or Hub repo id org/name[@revision]; default: bundled weights."
+WEIGHTS_HELP = "Run folder, model.safetensors file or Hub repo id org/name[@revision]; default: the bundled weights."
 COMMON = {
     "seed": Flag("seed", int, "Random seed; the same seed gives the same output.", default=0),
     "device": Flag("device", str, "auto, cpu, cuda or cuda:N.", default="auto"),
-    "quiet": Flag("quiet", bool, "No progress or messages on stderr.", short="-q", default=False),
+    "quiet": Flag("quiet", bool, "No progress or messages on stderr.", short="-q", default=False, negatable=False),
     "weights": Flag("weights", str, WEIGHTS_HELP, show_default=False),
     "revision": Flag("revision", str, "Hub branch, tag or full 40-hex commit for --weights.", show_default=False),
 }
@@ -54,7 +56,7 @@ EVALUATE_FLAGS = [
     COMMON["weights"], COMMON["revision"],
     Flag("data", str, "Evaluation data: file, folder or named embedded set; default: the held-out split.",
          show_default=False),
-    Flag("json", bool, "Print one JSON object on stdout.", default=False),
+    Flag("json", bool, "Print one JSON object on stdout.", default=False, negatable=False),
     COMMON["seed"], COMMON["device"], COMMON["quiet"],
 ]
 TRAIN_FLAGS = [
@@ -68,7 +70,7 @@ TRAIN_FLAGS = [
          show_default=False),
     Flag("config", Path, "TOML file of option values (any flag name); typed flags override it.",
          show_default=False),
-    Flag("resume", bool, "Continue the run in --out from its last checkpoint.", default=False),
+    Flag("resume", bool, "Continue the run in --out from its last checkpoint.", default=False, negatable=False),
     Flag("save_every", int, "Checkpoint every N steps (and always at the end)."),
     Flag("log_every", int, "Write metrics and progress lines every N steps."),
     Flag("grad_clip", float, "Clip the global gradient norm to this value (0: off)."),
@@ -90,25 +92,72 @@ CORE_FLAGS: dict[str, frozenset[str]] = {
 
 
 def dataclass_flags(cls: type, group: str) -> list[Flag]:
-    """One Flag per command-line field of an option dataclass."""
-    hints = typing.get_type_hints(cls)
+    """One Flag per command-line field of an option dataclass.
+
+    Raises ValueError (one line) when a field's type cannot become a flag, so a plugin with such a field is
+    reported as broken instead of taking the CLI down when Typer builds the command.
+    """
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception as error:  # an annotation naming something that is not importable
+        raise ValueError(f"{cls.__name__}: unresolvable type annotation ({error})") from None
     flags = []
     for f in option_fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else None
-        flags.append(Flag(f.name, hints[f.name], f.metadata.get("help", ""), group=group,
-                          short=f.metadata.get("short"), default=default))
+        flag_type = flag_type_of(hints[f.name])
+        if flag_type is None:
+            label = getattr(hints[f.name], "__name__", None) or str(hints[f.name]).replace("typing.", "")
+            raise ValueError(f"{cls.__name__}.{f.name}: type {label} cannot be a command-line flag "
+                             f"(use str, int, float, bool, Path or a Literal of strings)")
+        short = f.metadata.get("short")
+        if short is not None and not (isinstance(short, str) and len(short) == 2 and short[0] == "-"
+                                      and short[1].isalpha()):
+            raise ValueError(f"{cls.__name__}.{f.name}: short alias must look like '-x', got {short!r}")
+        flags.append(Flag(f.name, flag_type, str(f.metadata.get("help", "")), group=group, short=short,
+                          default=default))
     return flags
 
 
+SCALAR_TYPES = (str, int, float, bool, Path)
+
+
+def flag_type_of(hint: Any) -> Any:
+    """The flag type for a field annotation (``X | None`` counts as X), or None when it is unsupported."""
+    if hint in SCALAR_TYPES:
+        return hint
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return hint if args and all(isinstance(a, str) for a in args) else None
+    if origin in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        return flag_type_of(rest[0]) if len(rest) == 1 else None
+    return None
+
+
+def _help_text(flag: Flag) -> str:
+    # Typer renders help as rich markup: escape it, so a plugin's "[0, 1]" or "org/name[@rev]" survives.
+    from rich.markup import escape
+
+    text = flag.help
+    # "[default: False]" on --quiet says nothing; 0 is a real default (note 0 == False in Python)
+    if flag.show_default and not (flag.default is None or flag.default is False or flag.default == ""):
+        # Shown here rather than through Typer's show_default, whose string form prints as "(value)".
+        text = f"{text} [default: {flag.default}]" if text else f"[default: {flag.default}]"
+    return escape(text)
+
+
 def _annotation(flag: Flag) -> Any:
-    names = [flag.long] + ([flag.short] if flag.short else [])
-    if flag.type is bool:
-        names = [f"{flag.long}/--no-{flag.long[2:]}"] + ([flag.short] if flag.short else [])
-    show = flag.show_default and flag.default is not None
+    if len(flag.dest) == 1 and flag.short:
+        names = [flag.short]  # "-n", not "--n"
+    else:
+        long = flag.long
+        if flag.type is bool and flag.negatable:
+            long = f"{long}/--no-{long[2:]}"
+        names = [long] + ([flag.short] if flag.short else [])
     info = typer.Option(
         *names,
-        help=flag.help,
-        show_default=str(flag.default) if show else False,
+        help=_help_text(flag),
+        show_default=False,
         hidden=flag.hidden,
         rich_help_panel="Core options" if flag.group == "core" else _PANELS.get(flag.group),
     )

@@ -10,19 +10,26 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from gencli.errors import GencliError
-from gencli.plugin import MODALITIES, option_fields
+from gencli.errors import GencliError, UsageError
+from gencli.plugin import MODALITIES, Preset
 
 ENTRY_POINT_GROUP = "gencli.plugins"
 REQUIRED_METHODS = ("build", "prepare", "loss", "sample", "evaluate")
 OPTION_CLASSES = ("Config", "TrainOptions", "SampleOptions", "EvalOptions")
 # Keys reserved in config.json; a Config may not declare fields with these names.
 RESERVED_CONFIG_KEYS = frozenset({"gencli_plugin", "gencli_format"})
+NAME = re.compile(r"[a-z][a-z0-9_-]*")  # a plugin name is typed as a subcommand
+
+
+class ContractError(ValueError):
+    """A loaded plugin object does not satisfy gencli.plugin.Plugin; the message says how."""
 
 
 @dataclass
@@ -43,8 +50,9 @@ class PluginEntry:
             self._loaded = True
             try:
                 self._plugin = _import_and_check(self)
-            except Exception as error:  # any failure in third-party code marks only that plugin broken
-                self._error = one_line(error)
+            except (Exception, SystemExit) as error:  # any failure in third-party code marks only that plugin
+                # broken (a sys.exit() at import time included); a contract violation needs no type name
+                self._error = str(error) if isinstance(error, ContractError) else one_line(error)
         if self._error is not None:
             raise GencliError(f"plugin {self.name!r} is broken: {self._error}")
         return self._plugin
@@ -58,10 +66,15 @@ class PluginEntry:
         return "ok"
 
 
+MAX_REASON = 300  # characters of a broken plugin's reason kept for `gencli list`
+
+
 def one_line(error: BaseException) -> str:
+    """``Type: first line of the message``, capped in length: what a one-line status or error shows."""
     text = str(error).strip().splitlines()
-    message = text[0] if text else ""
-    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+    message = text[0].strip() if text else ""
+    line = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    return line if len(line) <= MAX_REASON else line[: MAX_REASON - 3] + "..."
 
 
 def _import_and_check(entry: PluginEntry) -> Any:
@@ -77,31 +90,57 @@ def _import_and_check(entry: PluginEntry) -> Any:
 
 
 def check_plugin(plugin: Any, expected_name: str | None = None) -> None:
-    """Raise ValueError with a one-line reason if ``plugin`` does not satisfy the contract."""
+    """Raise ContractError with a one-line reason if ``plugin`` does not satisfy the contract.
+
+    Everything the CLI will later rely on is checked here, while the plugin is loaded, so a violation
+    shows up as ``broken: <reason>`` in `gencli list` rather than as a crash in some later command.
+    """
     name = getattr(plugin, "name", None)
     if expected_name is not None and name != expected_name:
-        raise ValueError(f"entry point {expected_name!r} loads a plugin named {name!r}")
+        raise ContractError(f"entry point {expected_name!r} loads a plugin named {name!r}")
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise ContractError(f"name must be lowercase letters, digits, '-' and '_', got {name!r}")
     if getattr(plugin, "modality", None) not in MODALITIES:
-        raise ValueError(f"modality must be one of {', '.join(MODALITIES)}")
+        raise ContractError(f"modality must be one of {', '.join(MODALITIES)}")
+    if not isinstance(getattr(plugin, "summary", None), str):
+        raise ContractError("summary must be a string")
     for cls_name in OPTION_CLASSES:
         cls = getattr(plugin, cls_name, None)
         if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-            raise ValueError(f"{cls_name} must be a dataclass")
+            raise ContractError(f"{cls_name} must be a dataclass")
     for method in REQUIRED_METHODS:
         if not callable(getattr(plugin, method, None)):
-            raise ValueError(f"missing method {method}()")
+            raise ContractError(f"missing method {method}()")
     clash = RESERVED_CONFIG_KEYS & {f.name for f in dataclasses.fields(plugin.Config)}
     if clash:
-        raise ValueError(f"Config may not define reserved field(s) {sorted(clash)}")
-    # Option names must not shadow the core's own flags of the same command.
-    from gencli.options import CORE_FLAGS  # torch-free, imported late to keep the module graph one-way
+        raise ContractError(f"Config may not define reserved field(s) {sorted(clash)}")
+    for attribute in ("presets", "train_defaults"):
+        if not isinstance(getattr(plugin, attribute, None), Mapping):
+            raise ContractError(f"{attribute} must be a mapping")
+    bad_presets = sorted(str(k) for k, v in plugin.presets.items() if not isinstance(v, Preset))
+    if bad_presets:
+        raise ContractError(f"presets {', '.join(bad_presets)} must be gencli.plugin.Preset values")
+    bundled = getattr(plugin, "bundled_weights", None)
+    if bundled is not None and not isinstance(bundled, (str, os.PathLike)):
+        raise ContractError("bundled_weights must be a path or None")
+    # Option names must not shadow the core's own flags of the same command, and every option must be
+    # a type Typer can parse (checked here, not when a command is built, so `list` reports it).
+    from gencli.options import CORE_FLAGS, dataclass_flags  # imported late to keep the module graph one-way
 
     for verb, classes in (("sample", ("SampleOptions",)), ("evaluate", ("EvalOptions",)),
                           ("train", ("TrainOptions", "Config"))):
+        seen: dict[str, str] = {}
         for cls_name in classes:
-            for f in option_fields(getattr(plugin, cls_name)):
-                if f.name in CORE_FLAGS[verb]:
-                    raise ValueError(f"{cls_name}.{f.name} clashes with the core flag --{f.name.replace('_', '-')}")
+            try:
+                flags = dataclass_flags(getattr(plugin, cls_name), cls_name)
+            except ValueError as error:
+                raise ContractError(str(error)) from None
+            for flag in flags:
+                if flag.dest in CORE_FLAGS[verb]:
+                    raise ContractError(f"{cls_name}.{flag.dest} clashes with the core flag {flag.long}")
+                if flag.dest in seen:
+                    raise ContractError(f"{cls_name}.{flag.dest} is also declared in {seen[flag.dest]}")
+                seen[flag.dest] = cls_name
 
 
 def enabled_names() -> set[str] | None:
@@ -120,8 +159,10 @@ def discover() -> dict[str, PluginEntry]:
         if wanted is not None and ep.name not in wanted:
             continue
         dist = getattr(ep, "dist", None)
-        package = dist.metadata["Name"] if dist is not None else "?"
-        version = dist.version if dist is not None else "?"
+        package = (dist.metadata["Name"] or "?") if dist is not None else "?"
+        version = (dist.version or "?") if dist is not None else "?"
+        if ep.name in found and (found[ep.name].package, found[ep.name].target) == (package, ep.value):
+            continue  # the same distribution seen twice on sys.path (e.g. an egg-info next to the cwd)
         if ep.name in found:  # two packages claim one name: keep the first, say so in its status
             found[ep.name]._error = f"name also claimed by package {package}"
             found[ep.name]._loaded = True
@@ -135,7 +176,7 @@ def get(name: str) -> PluginEntry:
     if name not in entries:
         known = ", ".join(entries) or "none installed"
         hint = " (GENCLI_PLUGINS limits which load)" if enabled_names() is not None else ""
-        raise GencliError(f"unknown plugin {name!r}; available: {known}{hint}")
+        raise UsageError(f"unknown plugin {name!r}; available: {known}{hint}")
     return entries[name]
 
 

@@ -30,13 +30,15 @@ def run_sample(plugin: Any, options: Any, *, output: str | None, n: int, seed: i
     if n < 1:
         raise UsageError("-n must be at least 1")
     writers.check_destination(plugin.modality, output)  # fail before loading anything
+    from gencli import weights as weights_module
+
+    located = weights_module.locate(plugin, weights, revision, quiet=quiet)  # torch-free checks first
     import torch
 
-    from gencli import weights as weights_module
     from gencli.device import resolve_device, seed_everything
 
     torch_device = resolve_device(device)
-    loaded = weights_module.load(plugin, weights, revision, torch_device)
+    loaded = weights_module.load_located(plugin, located, torch_device)
     seed_everything(seed)
     provenance = provenance_of(plugin, loaded, seed, options)
     with torch.inference_mode():

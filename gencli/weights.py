@@ -13,11 +13,13 @@ import json
 import os
 import struct
 import tempfile
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gencli.errors import GencliError
+from gencli.errors import GencliError, UsageError
 from gencli.registry import RESERVED_CONFIG_KEYS
 
 CONFIG_FILE = "config.json"
@@ -41,57 +43,117 @@ class LoadedModel:
     sha256: str
 
 
-def resolve(plugin: Any, source: str | None, revision: str | None = None) -> WeightsSource:
+def resolve(plugin: Any, source: str | None, revision: str | None = None, *, quiet: bool = False) -> WeightsSource:
     if source is None:
         if revision is not None:
-            raise GencliError("--revision needs --weights with a Hub repo id")
+            raise UsageError("--revision needs --weights with a Hub repo id")
         folder = getattr(plugin, "bundled_weights", None)
         if folder is None or not (Path(folder) / WEIGHTS_FILE).is_file():
             raise GencliError(f"{plugin.name} has no bundled weights; train with `gencli train {plugin.name}` "
                               f"and pass --weights RUN_DIR")
         return WeightsSource(Path(folder), Path(folder) / WEIGHTS_FILE, f"bundled:{plugin.name}")
+    if not source.strip():
+        raise UsageError("--weights is empty")
     path = Path(source).expanduser()
     if path.exists():
         if revision is not None:
-            raise GencliError("--revision applies to Hub repo ids, not to a local path")
+            raise UsageError("--revision applies to Hub repo ids, not to a local path")
         if path.is_dir():
             return WeightsSource(path, path / WEIGHTS_FILE, f"local:{path.resolve()}")
         return WeightsSource(path.parent, path, f"local:{path.resolve()}")
     from gencli import hub
 
-    if hub.looks_like_repo_id(source):
-        repo, at_revision = hub.split_repo_id(source)
-        if at_revision and revision and at_revision != revision:
-            raise GencliError(f"two revisions given: {source!r} and --revision {revision}")
-        folder, commit = hub.download_repo(repo, revision or at_revision)
-        return WeightsSource(folder, folder / WEIGHTS_FILE, f"hub:{repo}@{commit}")
-    raise GencliError(f"--weights {source}: no such file or folder, and not a Hub repo id (org/name)")
+    if looks_local(source) or not hub.looks_like_repo_id(source):
+        raise GencliError(f"--weights {source}: no such file or folder, and not a Hub repo id (org/name)")
+    repo, at_revision = hub.split_repo_id(source)
+    if at_revision and revision and at_revision != revision:
+        raise UsageError(f"two revisions given: {source!r} and --revision {revision}")
+    try:
+        folder, commit = hub.download_repo(repo, revision or at_revision, quiet=quiet)
+    except UsageError:
+        raise
+    except GencliError as error:
+        # "runs/typo" reads as a repo id too: when the Hub has no such repo, or the name's first part is a
+        # local folder, say that both readings failed.
+        if isinstance(error, hub.RepoNotFound) or Path(repo).parent.is_dir():
+            raise GencliError(f"--weights {source}: no such local folder, and {error}") from None
+        raise
+    return WeightsSource(folder, folder / WEIGHTS_FILE, f"hub:{repo}@{commit}")
+
+
+def looks_local(source: str) -> bool:
+    """A source only a path can mean (the Hub is never asked about it)."""
+    return (source.startswith((".", "/", "~")) or source.count("/") > 1 or os.sep != "/" and os.sep in source
+            or source.endswith((".safetensors", ".json")))
 
 
 def read_config(plugin: Any, folder: Path) -> Any:
-    """config.json -> the plugin's Config, refusing another plugin's config and unknown keys."""
+    """config.json -> the plugin's Config, refusing another plugin's config, unknown keys and wrong types."""
     path = folder / CONFIG_FILE
     if not path.is_file():
-        raise GencliError(f"{folder}: no {CONFIG_FILE} (a gencli weights folder holds config.json and "
-                          f"{WEIGHTS_FILE})")
+        what = "a gencli weights folder holds config.json and model.safetensors"
+        raise GencliError(f"{folder}: no {CONFIG_FILE} ({what})")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise GencliError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(raw, dict):
         raise GencliError(f"{path}: expected a JSON object")
-    owner = raw.get("gencli_plugin")
+    if "gencli_plugin" not in raw:
+        raise GencliError(f"{path}: not a gencli config (no gencli_plugin key); weights made by another tool?")
+    owner = raw["gencli_plugin"]
     if owner != plugin.name:
         raise GencliError(f"{path}: weights for plugin {owner!r}, not {plugin.name!r}")
+    version = raw.get("gencli_format", FORMAT_VERSION)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise GencliError(f"{path}: gencli_format {version!r} is newer than this gencli reads ({FORMAT_VERSION}); "
+                          "upgrade gencli")
     fields = {f.name for f in dataclasses.fields(plugin.Config)}
     unknown = sorted(set(raw) - fields - RESERVED_CONFIG_KEYS)
     if unknown:
         raise GencliError(f"{path}: unknown config key(s) {', '.join(unknown)} for {plugin.name}")
     values = {k: v for k, v in raw.items() if k in fields}
+    hints = typing.get_type_hints(plugin.Config)
+    for key, value in values.items():
+        expected = hints.get(key)
+        if not value_fits(value, expected):
+            raise GencliError(f"{path}: {key} must be {type_name(expected)}, not {value!r}")
+        if expected is float and isinstance(value, int):
+            values[key] = float(value)  # JSON writes 1.0 as 1 in some tools
     try:
         return plugin.Config(**values)
     except (TypeError, ValueError) as error:
         raise GencliError(f"{path}: invalid config ({error})") from None
+
+
+def value_fits(value: Any, expected: Any) -> bool:
+    """Whether a JSON value can stand for a field of type ``expected`` (unknown or complex types pass)."""
+    if expected is None or expected is Any:
+        return True
+    origin, args = typing.get_origin(expected), typing.get_args(expected)
+    if origin is typing.Literal:
+        return value in args
+    if origin in (typing.Union, types.UnionType):
+        return any(value_fits(value, a) for a in args)
+    if expected is type(None):
+        return value is None
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected in (str, Path):
+        return isinstance(value, str)
+    if origin in (list, tuple) or expected in (list, tuple):
+        return isinstance(value, list)
+    if origin is dict or expected is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def type_name(expected: Any) -> str:
+    return getattr(expected, "__name__", None) or str(expected).replace("typing.", "")
 
 
 def config_to_json(plugin: Any, config: Any) -> str:
@@ -100,27 +162,42 @@ def config_to_json(plugin: Any, config: Any) -> str:
 
 
 def read_header(path: Path) -> dict[str, Any]:
-    """The safetensors JSON header, after checking that the file really is a complete safetensors file."""
+    """The safetensors JSON header, after checking that the file really is a complete safetensors file.
+
+    Only the first 8 bytes and the header are read: a pickle is recognised by its first bytes and refused
+    before anything could unpickle it.
+    """
     if not path.is_file():
-        raise GencliError(f"{path}: no such weights file")
+        raise GencliError(f"{path}: no such weights file" + (" (is it a gencli run folder?)"
+                                                              if path.name == WEIGHTS_FILE else ""))
     size = path.stat().st_size
     with path.open("rb") as f:
         head = f.read(8)
+        # torch.save writes a zip archive ("PK"), or with the legacy format a raw pickle (protocol byte 0x80).
         if head[:2] == b"PK" or head[:1] == b"\x80":
             raise GencliError(f"{path}: a pickle/PyTorch checkpoint, not safetensors; gencli loads safetensors "
                               "only (pickles can run code)")
         if len(head) < 8:
             raise GencliError(f"{path}: truncated or not a safetensors file ({size} bytes)")
         (header_len,) = struct.unpack("<Q", head)
-        if header_len > min(MAX_HEADER_BYTES, size - 8):
+        if header_len > MAX_HEADER_BYTES:
             raise GencliError(f"{path}: not a safetensors file (bad header length)")
-        try:
-            header = json.loads(f.read(header_len))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise GencliError(f"{path}: not a safetensors file (unreadable header)") from None
+        if header_len > size - 8:
+            raise GencliError(f"{path}: truncated ({size} bytes; the file ends inside its header)")
+        raw = f.read(header_len)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise GencliError(f"{path}: not a safetensors file (unreadable header)") from None
     if not isinstance(header, dict):
         raise GencliError(f"{path}: not a safetensors file (unreadable header)")
     header.pop("__metadata__", None)
+    for name, entry in header.items():
+        if not (isinstance(entry, dict) and isinstance(entry.get("dtype"), str)
+                and isinstance(entry.get("shape"), list) and all(isinstance(d, int) for d in entry["shape"])
+                and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2
+                and all(isinstance(o, int) and o >= 0 for o in entry["data_offsets"])):
+            raise GencliError(f"{path}: not a safetensors file (bad header entry for {name!r})")
     end = max((entry["data_offsets"][1] for entry in header.values()), default=0)
     if 8 + header_len + end > size:
         raise GencliError(f"{path}: truncated ({size} bytes, header promises {8 + header_len + end})")
@@ -155,19 +232,51 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load(plugin: Any, source: str | None, revision: str | None, device: Any) -> LoadedModel:
-    """Resolve, validate and load weights into a freshly built model on ``device`` (eval mode)."""
+def build_model(plugin: Any, config: Any, config_path: Path) -> Any:
+    """``plugin.build(config)``; a config the plugin cannot build is the weights' fault, not a crash."""
+    try:
+        return plugin.build(config)
+    except GencliError:
+        raise
+    except Exception as error:
+        from gencli.registry import one_line
+
+        raise GencliError(f"{config_path}: {plugin.name} cannot build a model from this config "
+                          f"({one_line(error)})") from None
+
+
+@dataclass
+class Located:
+    """Weights found and checked as far as possible without torch: source, config, safetensors header."""
+
+    source: WeightsSource
+    config: Any
+    header: dict[str, Any]
+
+
+def locate(plugin: Any, source: str | None, revision: str | None = None, *, quiet: bool = False) -> Located:
+    """Resolve ``source`` (downloading it if needed) and check config.json and the file's header.
+
+    Torch-free, so every error here reaches the user without torch's import time.
+    """
+    where = resolve(plugin, source, revision, quiet=quiet)
+    config = read_config(plugin, where.folder)
+    header = read_header(where.weights_file)
+    return Located(where, config, header)
+
+
+def load_located(plugin: Any, located: Located, device: Any) -> LoadedModel:
+    """Build the model, check tensor names, shapes, dtypes and values, and load the weights (eval mode)."""
     import torch
     from safetensors.torch import load_file
 
-    where = resolve(plugin, source, revision)
-    config = read_config(plugin, where.folder)
-    header = read_header(where.weights_file)
-    with torch.device("meta"):  # shapes only: no memory, no init cost
-        skeleton = plugin.build(config)
+    where, config = located.source, located.config
+    # Built on the CPU with its ordinary init rather than on the meta device: the model is needed anyway,
+    # and meta tensors pull in torch._dynamo (about a second per command).
+    model = build_model(plugin, config, where.folder / CONFIG_FILE)
     expected = {name: (list(t.shape), str(t.dtype).removeprefix("torch."))
-                for name, t in skeleton.state_dict().items()}
-    check_against_model(where.weights_file, header, expected)
+                for name, t in model.state_dict().items()}
+    check_against_model(where.weights_file, located.header, expected)
     try:
         tensors = load_file(str(where.weights_file))
     except Exception as error:  # safetensors' own checks (overlapping offsets, ...)
@@ -175,10 +284,18 @@ def load(plugin: Any, source: str | None, revision: str | None, device: Any) -> 
     for name, tensor in tensors.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise GencliError(f"{where.weights_file}: tensor {name} contains NaN or Inf")
-    model = plugin.build(config)
     model.load_state_dict(tensors, strict=True)
     model.to(device).eval()
     return LoadedModel(model, config, where, sha256_of(where.weights_file))
+
+
+def load(plugin: Any, source: str | None, revision: str | None, device: Any, *, quiet: bool = False) -> LoadedModel:
+    """Resolve, validate and load weights into a freshly built model on ``device`` (eval mode).
+
+    Every check (config keys and types, tensor names, shapes, dtypes, file length, finite values) runs
+    before the weights reach the model, and each failure is one GencliError line.
+    """
+    return load_located(plugin, locate(plugin, source, revision, quiet=quiet), device)
 
 
 # ---- writing ------------------------------------------------------------------------------------
@@ -189,6 +306,8 @@ def atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); give it the mode a plain open() would have.
+        os.fchmod(fd, _new_file_mode(path))
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -198,6 +317,15 @@ def atomic_write(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def _new_file_mode(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o777  # replacing a file keeps its permissions
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def fsync_dir(folder: Path) -> None:

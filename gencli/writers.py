@@ -10,58 +10,83 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import IO, Any
 from xml.sax.saxutils import escape
 
-from gencli.errors import UsageError
+from gencli.errors import GencliError, UsageError
 from gencli.plugin import Audio, Images, Output, Strokes, Text
 
 PROVENANCE_KEY = "gencli"
 EXTENSIONS = {Images: (".png",), Strokes: (".svg", ".png"), Audio: (".wav",), Text: (".txt", "")}
 KIND_NAMES = {Images: "PNG", Strokes: "SVG", Audio: "WAV", Text: "text"}
+KINDS = {"image": Images, "strokes": Strokes, "audio": Audio, "text": Text}
+# Text may go to any file name except these: they would look like another format (or like a sidecar).
+NOT_TEXT_SUFFIXES = (".png", ".svg", ".wav", ".json")
 
 
 # ---- destinations -------------------------------------------------------------------------------
 
 
-def check_destination(modality: str, destination: str | None, stdout: IO[bytes] | None = None) -> None:
+def check_destination(modality: str, destination: str | None, stdout: IO[Any] | None = None) -> None:
     """Fail before any model work when the output cannot be written where asked."""
-    kind = {"image": Images, "strokes": Strokes, "audio": Audio, "text": Text}[modality]
+    kind = KINDS[modality]
     if destination in (None, "-"):
         if destination == "-" and kind is not Text and _is_terminal(stdout):
             raise UsageError(f"refusing to write {KIND_NAMES[kind]} to a terminal; pipe it or use -o FILE")
         return
+    if not destination.strip():
+        raise UsageError("-o needs a file name, or '-' for stdout")
     suffix = Path(destination).suffix.lower()
-    if suffix not in EXTENSIONS[kind]:
+    if kind is Text:
+        if suffix in NOT_TEXT_SUFFIXES:
+            raise UsageError(f"-o {destination}: text output is not written as {suffix}; use .txt")
+        if "{i}" in destination:
+            raise UsageError("-o with {i}: text samples stream one after another into one file")
+    elif suffix not in EXTENSIONS[kind]:
         allowed = " or ".join(e for e in EXTENSIONS[kind] if e)
         raise UsageError(f"-o {destination}: {modality} output is written as {allowed}")
-    if "{i}" in destination and kind is Text:
-        raise UsageError("-o with {i}: text samples stream one after another into one file")
     parent = Path(destination).parent
     if not parent.is_dir():
         raise UsageError(f"-o {destination}: folder {parent} does not exist")
+    if Path(destination).is_dir():
+        raise UsageError(f"-o {destination}: is a folder; give a file name")
 
 
 def _is_terminal(stream: Any) -> bool:
     stream = stream if stream is not None else sys.stdout
     try:
-        return stream.isatty()
+        return bool(stream.isatty())
     except (AttributeError, ValueError):
         return False
 
 
+def default_path(stem: str, suffix: str) -> str:
+    """``stem.suffix`` in the working folder, or ``stem-1.suffix``, ... : never overwrite an earlier sample."""
+    candidate, number = Path(stem + suffix), 0
+    while candidate.exists():
+        number += 1
+        candidate = Path(f"{stem}-{number}{suffix}")
+    return str(candidate)
+
+
 def write(output: Output, destination: str | None, provenance: dict[str, Any], *, default_stem: str,
           stdout: IO[Any] | None = None) -> list[str]:
-    """Write ``output``; returns the paths written ('-' for stdout)."""
+    """Write ``output``; returns the paths written ('-' for stdout).
+
+    ``destination`` None means stdout for text, and for binary output stdout when it is a pipe or a file,
+    else a new file named after the plugin. '-' is stdout, refused for binary output at a terminal.
+    """
     stdout = stdout if stdout is not None else sys.stdout
     if isinstance(output, Text):
         return [_write_text(output, destination, provenance, stdout)]
     kind = type(output)
+    if kind not in EXTENSIONS:
+        raise TypeError(f"plugin returned {kind.__name__}, not one of Images, Text, Strokes, Audio")
     if destination is None:
-        # Piped: stream the bytes on; at a terminal: a file named after the plugin.
-        destination = "-" if not _is_terminal(stdout) else default_stem + EXTENSIONS[kind][0]
+        destination = "-" if not _is_terminal(stdout) else default_path(default_stem, EXTENSIONS[kind][0])
     if destination == "-":
         if _is_terminal(stdout):
             raise UsageError(f"refusing to write {KIND_NAMES[kind]} to a terminal; pipe it or use -o FILE")
@@ -84,7 +109,10 @@ def write(output: Output, destination: str | None, provenance: dict[str, Any], *
 def _write_file(path: Path, data: bytes) -> None:
     from gencli.weights import atomic_write
 
-    atomic_write(path, data)
+    try:
+        atomic_write(path, data)
+    except OSError as error:
+        raise GencliError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def _write_text(output: Text, destination: str | None, provenance: dict[str, Any], stdout: IO[str]) -> str:
@@ -96,11 +124,23 @@ def _write_text(output: Text, destination: str | None, provenance: dict[str, Any
         stdout.flush()
         return "-"
     path = Path(destination)
-    with path.open("w", encoding="utf-8") as f:
-        for chunk in output.chunks:
-            f.write(chunk)
-        f.write("\n")
-    path.with_name(path.name + ".json").write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
+    # Streamed into a temporary file that replaces the target at the end: an interrupted sample never
+    # leaves half a file under the name asked for.
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        try:
+            f = tmp.open("w", encoding="utf-8")
+        except OSError as error:
+            raise GencliError(f"cannot write {path}: {error.strerror or error}") from None
+        with f:
+            for chunk in output.chunks:
+                f.write(chunk)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    sidecar = path.with_name(path.name + ".json")
+    _write_file(sidecar, (json.dumps(provenance, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     return destination
 
 
@@ -167,7 +207,12 @@ def wav_bytes(output: Audio, provenance: dict[str, Any], gap_seconds: float = 0.
     import numpy as np
     import soundfile
 
-    clips = np.clip(np.asarray(output.samples, dtype=np.float32), -1.0, 1.0)
+    clips = np.asarray(output.samples, dtype=np.float32)
+    if clips.ndim == 1:
+        clips = clips[None]  # one clip given as (T,)
+    if clips.ndim != 2:
+        raise ValueError(f"Audio.samples must be (N, T), got shape {clips.shape}")
+    clips = np.clip(np.nan_to_num(clips, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
     gap = np.zeros(int(output.rate * gap_seconds), dtype=np.float32)
     joined = np.concatenate([part for clip in clips for part in (clip, gap)][:-1]) if len(clips) else gap
     # soundfile cannot write WAV to a pipe (it seeks back to fill in sizes), so encode in memory first.
@@ -175,7 +220,7 @@ def wav_bytes(output: Audio, provenance: dict[str, Any], gap_seconds: float = 0.
     with soundfile.SoundFile(buffer, "w", samplerate=output.rate, channels=1, subtype="PCM_16",
                              format="WAV") as f:
         f.comment = json.dumps(provenance, sort_keys=True)  # LIST/INFO ICMT chunk
-        f.software = "gencli"
+        f.software = f"gencli {provenance.get('gencli_version', '')}".strip()
         f.write(joined)
     return buffer.getvalue()
 

@@ -1,0 +1,28 @@
+"""Warnings and notes for the user, on stderr, silenced by -q. Plugins call these instead of print()."""
+
+from __future__ import annotations
+
+import sys
+
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    global _quiet
+    _quiet = quiet
+
+
+def is_quiet() -> bool:
+    return _quiet
+
+
+def warn(text: str) -> None:
+    """Something the user should know about but that does not stop the command (e.g. skipped files)."""
+    if not _quiet:
+        print(f"gencli: warning: {text}", file=sys.stderr, flush=True)
+
+
+def note(text: str) -> None:
+    """Neutral information (e.g. 'resampled 3 files from 44.1 kHz')."""
+    if not _quiet:
+        print(f"gencli: {text}", file=sys.stderr, flush=True)
