@@ -12,6 +12,13 @@ Layout of ``RUN_DIR/training_state/``::
 A checkpoint is first written complete into a hidden temporary folder, fsynced, renamed into place, and only
 then is ``latest.json`` replaced (atomically). A kill before that rename leaves the previous checkpoint in
 charge; a failed write (disk full, permissions) removes the partial folder and leaves ``latest.json`` alone.
+Should the newest checkpoint be unreadable later (a damaged disk), ``restore`` falls back to the older one.
+
+Test hooks: ``GENCLI_FAULT=<point>`` kills the process with SIGKILL at a named point; a point fires under its
+plain name (its first occurrence) or with the step appended (``checkpoint-write-8``). The points are
+``checkpoint-write``, ``checkpoint-before-pointer``, ``after-save`` and ``step`` (the last two always carry
+a step). ``GENCLI_FAULT=no-rng-restore`` makes ``restore`` skip the RNG state: the control that proves the
+resume tests can fail.
 """
 
 from __future__ import annotations
@@ -37,11 +44,20 @@ class Snapshot:
     step: int
     lr_scale: float
     extra: dict[str, Any]
+    note: str = ""  # set by restore when it had to fall back to an older checkpoint
 
 
-def _fault_point(name: str) -> None:
+def fault_requested(name: str, step: int | None = None) -> bool:
+    """Whether the test hook GENCLI_FAULT names this point (plainly, or with ``-<step>`` appended)."""
+    wanted = os.environ.get("GENCLI_FAULT")
+    if not wanted:
+        return False
+    return wanted == name or (step is not None and wanted == f"{name}-{step}")
+
+
+def _fault_point(name: str, step: int | None = None) -> None:
     """Test hook: GENCLI_FAULT=name kills the process here with SIGKILL (see tests/test_engine_resume.py)."""
-    if os.environ.get("GENCLI_FAULT") == name:
+    if fault_requested(name, step):
         import signal
 
         os.kill(os.getpid(), signal.SIGKILL)
@@ -98,7 +114,10 @@ def _join_optimizer(tensors: dict[str, Any], plain: dict[str, Any]) -> dict[str,
     for name, tensor in tensors.items():
         _, index, key = name.split(".", 2)
         state.setdefault(int(index), {})[key] = tensor
-    return {"state": state, "param_groups": plain["param_groups"]}
+    # JSON turned tuples (Adam's betas, Rprop's etas) into lists; torch's optimisers keep them as tuples.
+    groups = [{k: (tuple(v) if isinstance(v, list) and k != "params" else v) for k, v in group.items()}
+              for group in plain["param_groups"]]
+    return {"state": state, "param_groups": groups}
 
 
 def save(run_dir: Path, model: Any, optimizer: Any, snapshot: Snapshot) -> Path:
@@ -110,13 +129,15 @@ def save(run_dir: Path, model: Any, optimizer: Any, snapshot: Snapshot) -> Path:
     tmp = root / f".tmp-{name}-{os.getpid()}"
     try:
         root.mkdir(parents=True, exist_ok=True)
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        # Writes a crash interrupted. Only the writer cleans them up: restore stays read-only, so every rank
+        # of a distributed run can restore while rank 0 writes.
+        for leftover in root.glob(".tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
         tmp.mkdir()
         opt_tensors, opt_plain = _split_optimizer(optimizer.state_dict())
         rng_tensors, rng_scalars = _rng_state()
         atomic_write(tmp / "model.safetensors", state_dict_bytes(model.state_dict()))
-        _fault_point("checkpoint-write")
+        _fault_point("checkpoint-write", snapshot.step)
         atomic_write(tmp / "optimizer.safetensors", state_dict_bytes(opt_tensors))
         atomic_write(tmp / "rng.safetensors", state_dict_bytes(rng_tensors))
         state = {"step": snapshot.step, "lr_scale": snapshot.lr_scale, "optimizer": opt_plain,
@@ -126,13 +147,14 @@ def save(run_dir: Path, model: Any, optimizer: Any, snapshot: Snapshot) -> Path:
             shutil.rmtree(final)
         os.replace(tmp, final)
         fsync_dir(root)
-        _fault_point("checkpoint-before-pointer")
+        _fault_point("checkpoint-before-pointer", snapshot.step)
         atomic_write(root / POINTER, json.dumps({"step": snapshot.step, "folder": name}).encode())
     except OSError as error:
         shutil.rmtree(tmp, ignore_errors=True)
         last = latest_step(run_dir)
-        kept = f"the last good checkpoint (step {last}) is kept" if last is not None else "no checkpoint yet"
-        raise GencliError(f"could not write checkpoint at step {snapshot.step} in {root}: "
+        kept = (f"the last good checkpoint (step {last}) is kept; free space or fix permissions, then add --resume"
+                if last is not None else "no checkpoint was written yet")
+        raise GencliError(f"could not write the checkpoint at step {snapshot.step} in {root}: "
                           f"{error.strerror or error}; {kept}") from None
     _prune(root, keep_names={name})
     return final
@@ -153,23 +175,55 @@ def latest_step(run_dir: Path) -> int | None:
         return None
 
 
-def restore(run_dir: Path, model: Any, optimizer: Any) -> Snapshot:
-    """Load the checkpoint ``latest.json`` points at into ``model`` and ``optimizer``, and restore every RNG."""
+def _candidates(root: Path) -> list[Path]:
+    """The folder latest.json names, then older complete checkpoints, newest first (fallbacks)."""
+    named = root / json.loads((root / POINTER).read_text())["folder"]
+    pointed = int(named.name.removeprefix("step-"))
+    older = sorted((p for p in root.glob("step-*") if p.is_dir() and p != named
+                    and p.name.removeprefix("step-").isdigit() and int(p.name.removeprefix("step-")) < pointed),
+                   reverse=True)
+    return [named, *older]
+
+
+def _load_into(folder: Path, model: Any, optimizer: Any, restore_rng: bool) -> dict[str, Any]:
     from safetensors.torch import load_file
 
+    state = json.loads((folder / "state.json").read_text())
+    # Read every file before touching the model, so a damaged checkpoint leaves nothing half-loaded.
+    weights = load_file(str(folder / "model.safetensors"))
+    opt_tensors = load_file(str(folder / "optimizer.safetensors"))
+    rng_tensors = load_file(str(folder / "rng.safetensors"))
+    model.load_state_dict(weights, strict=True)
+    optimizer.load_state_dict(_join_optimizer(opt_tensors, state["optimizer"]))
+    if restore_rng:
+        _set_rng_state(rng_tensors, state["rng"])
+    return state
+
+
+def restore(run_dir: Path, model: Any, optimizer: Any) -> Snapshot:
+    """Load the checkpoint ``latest.json`` points at into ``model`` and ``optimizer``, and restore every RNG.
+
+    If that checkpoint is unreadable, the older one kept beside it is used instead (``Snapshot.note`` says so).
+    """
     root = run_dir / STATE_DIR
     pointer = root / POINTER
     if not pointer.is_file():
         raise GencliError(f"--resume: no checkpoint in {root}; start the run again without --resume")
-    for leftover in root.glob(".tmp-*"):  # a write that a crash interrupted
-        shutil.rmtree(leftover, ignore_errors=True)
+    from safetensors import SafetensorError
+
+    restore_rng = os.environ.get("GENCLI_FAULT") != "no-rng-restore"
     try:
-        folder = root / json.loads(pointer.read_text())["folder"]
-        state = json.loads((folder / "state.json").read_text())
-        model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=True)
-        optimizer.load_state_dict(_join_optimizer(load_file(str(folder / "optimizer.safetensors")),
-                                                  state["optimizer"]))
-        _set_rng_state(load_file(str(folder / "rng.safetensors")), state["rng"])
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
-        raise GencliError(f"--resume: checkpoint in {root} is unreadable ({error})") from None
-    return Snapshot(step=int(state["step"]), lr_scale=float(state["lr_scale"]), extra=state.get("extra", {}))
+        candidates = _candidates(root)
+    except (OSError, ValueError, KeyError) as error:
+        raise GencliError(f"--resume: {pointer} is unreadable ({error})") from None
+    failures = []
+    for folder in candidates:
+        try:
+            state = _load_into(folder, model, optimizer, restore_rng)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as error:
+            failures.append(f"{folder.name}: {error}")
+            continue
+        note = f"checkpoint {candidates[0].name} is unreadable; resumed from {folder.name}" if failures else ""
+        return Snapshot(step=int(state["step"]), lr_scale=float(state["lr_scale"]), extra=state.get("extra", {}),
+                        note=note)
+    raise GencliError(f"--resume: no readable checkpoint in {root} ({'; '.join(failures)})")

@@ -62,9 +62,13 @@ EVALUATE_FLAGS = [
 TRAIN_FLAGS = [
     Flag("data", str, "Training data: file, folder or named embedded set.", show_default=False),
     Flag("out", Path, "Run folder (a Hub repo layout); default: runs/PLUGIN.", show_default=False),
-    Flag("steps", int, "Total optimisation steps (with --resume: the new total)."),
+    Flag("steps", int, "Where to stop (with --resume: the new total). The lr schedule follows "
+                       "--decay-steps, not --steps, so a run can be extended without rewriting its past."),
     Flag("batch_size", int, "Global batch size (split across --nproc processes)."),
     Flag("lr", float, "Peak learning rate."),
+    Flag("warmup_steps", int, "Linear lr warm-up steps."),
+    Flag("decay_steps", int, "Step at which the cosine decay reaches lr/10 (0: constant lr); default: the "
+                             "recipe's steps (plugin or --preset), not a typed --steps."),
     COMMON["seed"], COMMON["device"],
     Flag("preset", str, "Named preset of architecture and training values (see `gencli info`).",
          show_default=False),

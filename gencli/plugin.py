@@ -21,7 +21,7 @@ Data flow: CLI -> registry -> weights -> ``plugin.build`` -> ``plugin.sample`` -
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -94,11 +94,19 @@ Output = Images | Text | Strokes | Audio
 # ---- values the core passes to a plugin -----------------------------------------------------------------
 
 
+def no_progress(done: int, total: int, *, realtime_rate: float | None = None) -> None:
+    """The default progress hook: does nothing."""
+
+
 @dataclass
 class SampleRequest:
     n: int  # how many samples (-n)
     seed: int  # already applied to torch's global RNG; also handy for a local generator
     device: torch.device
+    # Call progress(done, total) as long generation advances (e.g. audio samples per clip). With
+    # realtime_rate (output units per second of real time, e.g. 16000 for 16 kHz audio) the core also shows
+    # the real-time factor. The core draws a bar at a terminal and prints one summary line otherwise.
+    progress: Callable[..., None] = no_progress
 
 
 @dataclass

@@ -12,7 +12,7 @@ def format_metrics(metrics: dict[str, float]) -> str:
 
 
 class TrainingProgress:
-    def __init__(self, total: int, start: int, *, quiet: bool, description: str) -> None:
+    def __init__(self, total: int, start: int, *, quiet: bool, description: str, detail: str = "") -> None:
         self.total, self.quiet, self.description = total, quiet, description
         self.started = time.monotonic()
         self.start_step = start
@@ -31,8 +31,10 @@ class TrainingProgress:
             )
             self._bar.start()
             self._task = self._bar.add_task(description, total=total, completed=start, metrics="")
+            if detail:
+                self.message(f"{description}: {detail}")
         else:
-            self.message(f"{description}: step {start}/{total}")
+            self.message(f"{description}: step {start}/{total}" + (f", {detail}" if detail else ""))
 
     def update(self, step: int, metrics: dict[str, float]) -> None:
         if self.quiet:

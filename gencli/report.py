@@ -19,7 +19,14 @@ def write_model_card(run_dir: Path, plugin: Any, spec: Any, config: Any, data_de
 
     engine = dataclasses.asdict(spec.engine)
     arch = {k: v for k, v in dataclasses.asdict(config).items() if not (isinstance(v, str) and len(v) > 80)}
-    figures = "\n".join(f"| {k} | {v:.4f} |" for k, v in metrics.items())
+    figures = "\n".join(f"| {k} | {format_figure(v)} |" for k, v in metrics.items())
+    # The exact commands, in order: the one that started the run, then each --resume.
+    resumed = list(getattr(spec, "resumed", []))
+    commands = "\n".join([spec.command, *resumed])
+    sessions = f" over {len(resumed) + 1} sessions" if resumed else ""
+    from gencli.train import describe_schedule
+
+    schedule = describe_schedule(spec.engine)
     card = f"""---
 library_name: gencli
 tags:
@@ -35,12 +42,13 @@ Trained with gencli {__version__} (torch {torch.__version__}, {platform.machine(
 ## Recipe
 
 ```
-{spec.command}
+{commands}
 ```
 
 - data: {data_description}
-- steps: {spec.engine.steps}, batch size {spec.engine.batch_size}, peak lr {spec.engine.lr}, seed {spec.engine.seed}
-- wall time: {wall_seconds:.1f} s (last session of the run)
+- steps: {spec.engine.steps}, batch size {spec.engine.batch_size}, seed {spec.engine.seed}
+- learning rate: {schedule}
+- wall time: {wall_seconds:.1f} s of training{sessions}
 - preset: {spec.preset or "none"}
 
 ## Evaluation (held-out split, `gencli evaluate {plugin.name} --weights THIS_FOLDER --json`)
@@ -64,6 +72,14 @@ Trained with gencli {__version__} (torch {torch.__version__}, {platform.machine(
 Use it: `gencli sample {plugin.name} --weights THIS_FOLDER` (or the Hub repo id once pushed).
 """
     atomic_write(run_dir / "README.md", card.encode("utf-8"))
+
+
+def format_figure(value: float) -> str:
+    """Counts as integers, everything else to 4 decimals (what `gencli evaluate` prints)."""
+    value = float(value)
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.4f}"
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

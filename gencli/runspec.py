@@ -2,6 +2,11 @@
 
 Values are layered, each layer overriding the one before:
 engine defaults < the plugin's ``train_defaults`` < ``--preset`` < ``--config run.toml`` < typed flags.
+
+``steps`` is only where a run stops. The learning-rate schedule is a function of the step alone, with its
+horizon ``decay_steps`` fixed when the run starts (by default the *recipe's* length: the plugin's or the
+preset's ``steps``, never a typed ``--steps``). That is what lets ``--resume --steps N`` extend a run into
+exactly the run that had been started with ``--steps N`` (see ``gencli.train.lr_at``).
 """
 
 from __future__ import annotations
@@ -36,7 +41,11 @@ class EngineOptions:
     precision: str = "auto"
     compile: bool = False
     on_nonfinite: str = "stop"
-    warmup_steps: int = 0  # linear warm-up; the rest of the run decays by a cosine to lr / 10
+    warmup_steps: int = 0  # linear warm-up, then a cosine decay to lr / 10 ending at decay_steps
+    # The schedule's horizon, independent of --steps so that extending a run changes nothing already done.
+    # None: the recipe's steps (plugin defaults < preset < decay_steps in --config), settled by resolve().
+    # 0: no decay, a constant lr after the warm-up.
+    decay_steps: int | None = None
 
 
 @dataclass
@@ -49,6 +58,7 @@ class RunSpec:
     options: dict[str, Any]  # the plugin's TrainOptions values
     command: str = ""  # the exact command line that started the run
     launcher: dict[str, Any] = field(default_factory=dict)  # nproc / nnodes / node_rank / rdzv_endpoint
+    resumed: list[str] = field(default_factory=list)  # the exact command of each --resume, in order
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -56,7 +66,10 @@ class RunSpec:
     @classmethod
     def from_json(cls, text: str) -> RunSpec:
         raw = json.loads(text)
-        raw["engine"] = EngineOptions(**raw["engine"])
+        engine = raw["engine"]
+        if "decay_steps" not in engine:  # a run.json written before decay_steps: its horizon was its steps
+            engine["decay_steps"] = engine.get("steps")
+        raw["engine"] = EngineOptions(**engine)
         return cls(**raw)
 
 
@@ -73,6 +86,11 @@ def read_toml(path: Path, flags: list[Flag]) -> dict[str, dict[str, Any]]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise UsageError(f"--config {path}: not valid TOML ({error})") from None
     by_dest = {flag.dest: flag for flag in flags}
+    # Engine settings without a flag of their own (warmup_steps, decay_steps) can still be set in the file.
+    hints = typing.get_type_hints(EngineOptions)
+    for name in ENGINE_FIELDS - set(by_dest):
+        expected = int if name == "decay_steps" else hints[name]
+        by_dest[name] = Flag(name, expected, "", group="core")
     groups: dict[str, dict[str, Any]] = {}
     for key, value in raw.items():
         dest = key.replace("-", "_")
@@ -122,15 +140,16 @@ def resolve(plugin: Any, typed: dict[str, dict[str, Any]], flags: list[Flag], co
         preset = plugin.presets[preset_name]
 
     engine_values = {**dict(plugin.train_defaults), **(dict(preset.train) if preset else {})}
+    # The recipe's length, before any typed or --config --steps: the schedule's horizon unless set itself.
+    recipe_steps = engine_values.get("steps", EngineOptions.steps)
     engine_values.update({k: v for k, v in core.items() if k in ENGINE_FIELDS})
     unknown = set(engine_values) - ENGINE_FIELDS
     if unknown:
         raise UsageError(f"{plugin.name}: unknown training setting(s) {sorted(unknown)}")
+    if engine_values.get("decay_steps") is None:
+        engine_values["decay_steps"] = recipe_steps
     engine = EngineOptions(**engine_values)
-    if engine.steps < 1 or engine.batch_size < 1 or engine.save_every < 1 or engine.log_every < 1:
-        raise UsageError("--steps, --batch-size, --save-every and --log-every must be at least 1")
-    if not engine.lr > 0:
-        raise UsageError("--lr must be positive")
+    check_engine(engine)
 
     config = defaults_of(plugin.Config)
     config.update(dict(preset.config) if preset else {})
@@ -140,6 +159,17 @@ def resolve(plugin: Any, typed: dict[str, dict[str, Any]], flags: list[Flag], co
     launcher = {k: core[k] for k in LAUNCH_FIELDS if core.get(k) is not None}
     data = core.get("data")
     return RunSpec(plugin.name, data, preset_name, engine, config, options, command, launcher)
+
+
+def check_engine(engine: EngineOptions) -> None:
+    if engine.steps < 1 or engine.batch_size < 1 or engine.save_every < 1 or engine.log_every < 1:
+        raise UsageError("--steps, --batch-size, --save-every and --log-every must be at least 1")
+    if not (engine.lr > 0 and engine.lr < float("inf")):
+        raise UsageError("--lr must be a positive number")
+    if engine.warmup_steps < 0 or (engine.decay_steps or 0) < 0:
+        raise UsageError("warmup_steps and decay_steps must be at least 0")
+    if engine.on_nonfinite not in ("stop", "rollback"):
+        raise UsageError(f"on_nonfinite must be stop or rollback, not {engine.on_nonfinite!r}")
 
 
 def load_run(run_dir: Path) -> RunSpec:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from typing import Any
 
 from gencli import writers
@@ -25,6 +26,53 @@ def provenance_of(plugin: Any, loaded: Any, seed: int, options: Any) -> dict[str
     }
 
 
+class SampleProgress:
+    """The progress hook handed to plugins: a rich bar at a terminal (with samples/s and, for real-time
+    output, the real-time factor), one summary line otherwise, nothing with -q."""
+
+    def __init__(self, *, quiet: bool, description: str) -> None:
+        self.quiet, self.description = quiet, description
+        self.started = time.perf_counter()
+        self.done, self.total, self.realtime_rate = 0, 0, None
+        self._bar: Any = None
+        self._closed = False
+
+    def update(self, done: int, total: int, *, realtime_rate: float | None = None) -> None:
+        if done == 0:  # the plugin says generation proper starts now (after set-up or compilation)
+            self.started = time.perf_counter()
+        self.done, self.total, self.realtime_rate = done, total, realtime_rate
+        if self.quiet or not sys.stderr.isatty():
+            return
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[speed]}"), TimeRemainingColumn(),
+                                 console=Console(stderr=True), redirect_stdout=False, redirect_stderr=False,
+                                 transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(self.description, total=total, speed="")
+        self._bar.update(self._task, completed=done, total=total, speed=self.speed_text())
+
+    def speed_text(self) -> str:
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        text = f"{self.done / elapsed:,.0f}/s"
+        if self.realtime_rate:
+            text += f", real-time factor {elapsed / max(self.done / self.realtime_rate, 1e-9):.2f}"
+        return text
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._bar is not None:
+            self._bar.stop()
+        if not self.quiet and self.done:
+            elapsed = time.perf_counter() - self.started
+            print(f"{self.description}: {self.done:,} in {elapsed:.2f} s ({self.speed_text()})", file=sys.stderr)
+
+
 def run_sample(plugin: Any, options: Any, *, output: str | None, n: int, seed: int, weights: str | None,
                revision: str | None, device: str, quiet: bool) -> None:
     if n < 1:
@@ -41,9 +89,15 @@ def run_sample(plugin: Any, options: Any, *, output: str | None, n: int, seed: i
     loaded = weights_module.load_located(plugin, located, torch_device)
     seed_everything(seed)
     provenance = provenance_of(plugin, loaded, seed, options)
-    with torch.inference_mode():
-        result = plugin.sample(loaded.model, loaded.config, options, SampleRequest(n, seed, torch_device))
-        # Text streams lazily, so writing happens inside inference mode too.
-        written = writers.write(result, output, provenance, default_stem=plugin.name)
+    progress = SampleProgress(quiet=quiet, description=f"sample {plugin.name}")
+    try:
+        with torch.inference_mode():
+            request = SampleRequest(n, seed, torch_device, progress=progress.update)
+            result = plugin.sample(loaded.model, loaded.config, options, request)
+            progress.close()
+            # Text streams lazily, so writing happens inside inference mode too.
+            written = writers.write(result, output, provenance, default_stem=plugin.name)
+    finally:
+        progress.close()
     if not quiet and written != ["-"]:
         print(f"wrote {', '.join(written)}", file=sys.stderr)

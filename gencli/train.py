@@ -6,6 +6,19 @@ non-finite-loss handling, progress, metrics, checkpoints, resume, SIGINT, the mo
 
 Why batches are drawn from a generator seeded by (seed, step): the data position is then the step number
 itself, so resuming, or splitting a global batch across ranks, needs no data-loader state at all.
+
+Rules a run follows (each one is what makes "resumed == uninterrupted" hold bit for bit):
+
+* The learning rate is a function of the step alone (``lr_at``): warm-up, then a cosine to lr/10 over the
+  run's ``decay_steps``, then flat. ``--steps`` only says where to stop, so ``--resume --steps 400`` on a run
+  started with ``--steps 200`` is exactly the run started with ``--steps 400``. ``decay_steps`` is settled when
+  the run starts (the recipe's length by default) and never changes on resume.
+* A checkpoint holds everything the next step reads: weights, optimiser state, the lr scale left by
+  rollbacks and every RNG state, taken at a step boundary. Nothing between a checkpoint and the next step
+  draws random numbers, so restoring it continues the very same stream.
+* A run killed before its first checkpoint resumes from step 0: the initial weights come from the seed.
+* All ranks of a distributed run share one RNG stream (as Megatron-LM does for data-parallel ranks), so the
+  rank-0 checkpoint restores every rank. Only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -14,10 +27,12 @@ import dataclasses
 import json
 import math
 import os
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,12 +40,15 @@ from typing import Any
 from gencli import checkpoint, report
 from gencli.errors import GencliError, UsageError
 from gencli.options import Flag
-from gencli.runspec import ENGINE_FIELDS, RUN_FILE, RunSpec, load_run, resolve
+from gencli.runspec import ENGINE_FIELDS, RUN_FILE, RunSpec, check_engine, load_run, resolve
 from gencli.weights import atomic_write, save_model
 
 METRICS_FILE = "metrics.jsonl"
 MAX_ROLLBACKS = 3
-LAUNCHED_ENV = "GENCLI_LAUNCHED"  # set by the --nproc launcher for its workers: the parent did the checks
+LAUNCHED_ENV = "GENCLI_LAUNCHED"  # set by the --nproc launcher for its workers
+WORKER_ENV = "GENCLI_WORKER"  # the launcher's job for its workers (JSON: run folder, resume, quiet)
+# Settings that shape what a run computes: changing them on resume would make it another run.
+FIXED_ON_RESUME = {"data", "preset", "config", "seed", "batch_size", "decay_steps", "warmup_steps"}
 
 
 # ---- entry point: resolve the run, then train here or launch workers -----------------------------------
@@ -39,20 +57,19 @@ LAUNCHED_ENV = "GENCLI_LAUNCHED"  # set by the --nproc launcher for its workers:
 def launch(plugin: Any, flags: list[Flag], typed: dict[str, dict[str, Any]], *, command: str, out: Path | None,
            resume: bool, quiet: bool) -> None:
     run_dir = Path(out) if out is not None else Path("runs") / plugin.name
-    in_worker = os.environ.get(LAUNCHED_ENV) == "1"
     if resume:
         spec = resume_spec(plugin, run_dir, typed)
+        spec.resumed.append(command)
     else:
         spec = resolve(plugin, typed, flags, command)
-        if not in_worker and (run_dir / RUN_FILE).exists():
+        if (run_dir / RUN_FILE).exists():
             raise UsageError(f"{run_dir} already holds a run; add --resume to continue it or pick another --out")
     nproc = int(spec.launcher.get("nproc", 1))
     if nproc < 1:
         raise UsageError("--nproc must be at least 1")
-    distributed = nproc > 1 or spec.launcher.get("nnodes") not in (None, "1")
-    if distributed and not in_worker:
-        _write_run_spec(run_dir, spec)  # workers then all read one settled spec
-        launch_workers(spec, run_dir, nproc)
+    if nproc > 1 or spec.launcher.get("nnodes") not in (None, "1"):
+        _write_run_spec(run_dir, spec)  # the workers all read this one settled spec
+        launch_workers(plugin, spec, run_dir, nproc, resume=resume, quiet=quiet)
         return
     Trainer(plugin, spec, run_dir, resume=resume, quiet=quiet).run()
 
@@ -62,10 +79,8 @@ def resume_spec(plugin: Any, run_dir: Path, typed: dict[str, dict[str, Any]]) ->
     spec = load_run(run_dir)
     if spec.plugin != plugin.name:
         raise UsageError(f"--resume: {run_dir} is a {spec.plugin} run, not {plugin.name}")
-    changed_arch = set(typed.get("Config", {})) | set(typed.get("TrainOptions", {}))
     core = typed.get("core", {})
-    forbidden = changed_arch | ({"data"} & set(core)) | ({"preset", "config"} & set(core)) | (
-        {"seed", "batch_size"} & set(core))
+    forbidden = set(typed.get("Config", {})) | set(typed.get("TrainOptions", {})) | (FIXED_ON_RESUME & set(core))
     if forbidden:
         names = ", ".join("--" + n.replace("_", "-") for n in sorted(forbidden))
         raise UsageError(f"--resume keeps the run's settings; {names} cannot change (start a new --out)")
@@ -74,12 +89,20 @@ def resume_spec(plugin: Any, run_dir: Path, typed: dict[str, dict[str, Any]]) ->
             setattr(spec.engine, key, value)
         elif key in ("nproc", "nnodes", "node_rank", "rdzv_endpoint"):
             spec.launcher[key] = value
+    check_engine(spec.engine)
+    done = checkpoint.latest_step(run_dir)
+    if done is not None and done > spec.engine.steps:  # checked here, before torch is even imported
+        raise UsageError(f"--resume: the run is already at step {done}; --steps {spec.engine.steps} would undo "
+                         f"training (give --steps {done} or more)")
     return spec
 
 
-def launch_workers(spec: RunSpec, run_dir: Path, nproc: int) -> None:
-    """Re-run this command under torchrun's launcher: one worker per process, rank 0 writes."""
-    argv = [a for a in sys.argv[1:]]
+def launch_workers(plugin: Any, spec: RunSpec, run_dir: Path, nproc: int, *, resume: bool, quiet: bool) -> None:
+    """Start ``nproc`` workers under torchrun's launcher (``python -m gencli.train``); rank 0 writes.
+
+    The workers do not parse the command line again: they read run.json, which this process settled. (Passing
+    the user's flags through torchrun also let its argparse take ``--nproc`` for an abbreviation of its own.)
+    """
     torchrun = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
     nnodes = spec.launcher.get("nnodes")
     if nnodes in (None, "1"):
@@ -89,12 +112,73 @@ def launch_workers(spec: RunSpec, run_dir: Path, nproc: int) -> None:
                      f"--rdzv-endpoint={spec.launcher.get('rdzv_endpoint') or 'localhost:29400'}"]
         if spec.launcher.get("node_rank") is not None:
             torchrun.append(f"--node-rank={spec.launcher['node_rank']}")
-    if "--out" not in argv:
-        argv += ["--out", str(run_dir)]
-    env = {**os.environ, LAUNCHED_ENV: "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    process = subprocess.run(torchrun + ["-m", "gencli"] + argv, env=env)
-    if process.returncode != 0:
-        raise GencliError(f"distributed training exited with code {process.returncode} (see messages above)")
+    job = json.dumps({"run_dir": str(run_dir), "resume": resume, "quiet": quiet})
+    env = {**os.environ, LAUNCHED_ENV: "1", WORKER_ENV: job,
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    # torchrun and its workers get their own process group, so a Ctrl-C at the terminal reaches only this
+    # process. It passes SIGINT to the workers themselves, which checkpoint at the step boundary and exit 0:
+    # torchrun is never signalled, so it ends quietly instead of printing its own traceback.
+    process = subprocess.Popen(torchrun + ["-m", "gencli.train"], env=env, process_group=0)
+    interrupted = []
+
+    def forward(signum: int, frame: Any) -> None:
+        interrupted.append(signum)
+        if len(interrupted) > 1:  # a second Ctrl-C: stop everything now (checkpoints are atomic)
+            os.killpg(process.pid, signal.SIGKILL)
+            return
+        workers = _children(process.pid)
+        for pid in workers:
+            os.kill(pid, signal.SIGINT)
+        if not workers:  # no /proc to find them in: torchrun relays a SIGINT to each worker itself
+            process.send_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, forward)
+    try:
+        returncode = process.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    step = checkpoint.latest_step(run_dir)
+    if interrupted or (returncode == 0 and (step or 0) < spec.engine.steps):
+        raise Interrupted(f"interrupted at step {step or 0}; checkpoint saved. Resume with: "
+                          f"{resume_command(plugin, run_dir)}")
+    if returncode != 0:
+        raise GencliError(f"distributed training exited with code {returncode} (see messages above)")
+
+
+def _children(parent: int) -> list[int]:
+    """Process ids whose parent is ``parent`` (Linux /proc; empty elsewhere)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # the name before ")" may hold spaces
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def worker_main() -> None:
+    """One torchrun worker: train the run that the launcher settled in run.json."""
+    from gencli import registry
+
+    job = json.loads(os.environ[WORKER_ENV])
+    run_dir = Path(job["run_dir"])
+    try:
+        spec = load_run(run_dir)
+        plugin = registry.load(spec.plugin)
+        Trainer(plugin, spec, run_dir, resume=job["resume"], quiet=job["quiet"]).run()
+    except GencliError as error:  # as the CLI does: one line, no traceback (GENCLI_DEBUG=1 shows it)
+        if os.environ.get("GENCLI_DEBUG"):
+            raise
+        print(f"gencli: error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def resume_command(plugin: Any, run_dir: Path) -> str:
+    return f"gencli train {plugin.name} --out {shlex.quote(str(run_dir))} --resume"
 
 
 def _write_run_spec(run_dir: Path, spec: RunSpec) -> None:
@@ -102,7 +186,7 @@ def _write_run_spec(run_dir: Path, spec: RunSpec) -> None:
     atomic_write(run_dir / RUN_FILE, (spec.to_json() + "\n").encode())
 
 
-# ---- the loop -----------------------------------------------------------------------------------------
+# ---- the schedule and batches -------------------------------------------------------------------------
 
 
 def batch_generator(seed: int, step: int) -> Any:
@@ -113,12 +197,31 @@ def batch_generator(seed: int, step: int) -> Any:
 
 
 def lr_at(step: int, engine: Any) -> float:
-    """Linear warm-up, then a cosine decay from lr to lr/10 over the rest of the run (nanoGPT's shape)."""
+    """The learning rate of the update that takes the run from ``step`` to ``step + 1``.
+
+    Linear warm-up over ``warmup_steps``, then a cosine from lr down to lr/10 that ends at ``decay_steps``
+    (nanoGPT's shape, with its ``lr_decay_iters``), then lr/10. It never reads ``engine.steps``: a run's
+    schedule must not depend on where it stops, or extending a run with --resume would rewrite its past.
+    ``decay_steps`` 0 means no decay.
+    """
     if engine.warmup_steps and step < engine.warmup_steps:
         return engine.lr * (step + 1) / engine.warmup_steps
-    span = max(1, engine.steps - engine.warmup_steps)
+    horizon = engine.decay_steps
+    if horizon is None:  # a spec built by hand, not by resolve(): its own length is the best guess
+        horizon = engine.steps
+    if horizon <= 0:
+        return engine.lr
+    span = max(1, horizon - engine.warmup_steps)
     progress = min(1.0, (step - engine.warmup_steps) / span)
     return engine.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def describe_schedule(engine: Any) -> str:
+    horizon = engine.decay_steps if engine.decay_steps is not None else engine.steps
+    warm = f"warm-up {engine.warmup_steps} steps, " if engine.warmup_steps else ""
+    if horizon <= 0:
+        return f"lr {engine.lr:g} ({warm}constant)"
+    return f"lr {engine.lr:g} ({warm}cosine to {engine.lr / 10:g} by step {horizon})"
 
 
 def to_device(batch: Any, device: Any) -> Any:
@@ -133,6 +236,8 @@ def to_device(batch: Any, device: Any) -> Any:
 
 def shard(batch: Any, rank: int, world: int) -> Any:
     """This rank's contiguous slice of a global batch (leading dimension)."""
+    if world == 1:
+        return batch
     if hasattr(batch, "shape"):
         size = batch.shape[0] // world
         return batch[rank * size:(rank + 1) * size]
@@ -143,8 +248,10 @@ def shard(batch: Any, rank: int, world: int) -> Any:
     return batch
 
 
-class Interrupted(Exception):
-    pass
+class Interrupted(GencliError):
+    """Ctrl-C: the run saved a checkpoint at a step boundary and stopped (exit code 130, as for SIGINT)."""
+
+    exit_code = 130
 
 
 @dataclasses.dataclass
@@ -172,11 +279,17 @@ def init_distributed(device_spec: str) -> Distributed:
     return Distributed(dist.get_rank(), dist.get_world_size(), local_rank)
 
 
+# ---- the loop -----------------------------------------------------------------------------------------
+
+
 class Trainer:
     def __init__(self, plugin: Any, spec: RunSpec, run_dir: Path, *, resume: bool, quiet: bool) -> None:
         self.plugin, self.spec, self.run_dir, self.resume = plugin, spec, run_dir, resume
         self.quiet = quiet
         self.interrupted = False
+        self.evaluate_at_end = True  # the benchmark turns this off: it times training only
+        self.loop_seconds = 0.0  # wall time of the step loop in this session (for benchmarks/engine_overhead)
+        self.steps_run = 0
 
     # -- setup --
 
@@ -228,15 +341,28 @@ class Trainer:
         config = self.config = prepared.config
         model = plugin.build(config).to(device)
         optimizer = self._optimizer(model)
-        step, lr_scale = 0, 1.0
-        if self.resume:
+        step, lr_scale, wall_before, note = 0, 1.0, 0.0, ""
+        if self.resume and checkpoint.latest_step(self.run_dir) is not None:
             snapshot = checkpoint.restore(self.run_dir, model, optimizer)
-            step, lr_scale = snapshot.step, snapshot.lr_scale
-        elif dist.is_main:
-            self._start_run_folder()
+            step, lr_scale, note = snapshot.step, snapshot.lr_scale, snapshot.note
+            wall_before = float(snapshot.extra.get("wall_seconds", 0.0))
+            if step > engine.steps:
+                raise UsageError(f"--resume: the run is already at step {step}; --steps {engine.steps} would "
+                                 f"undo training (give --steps {step} or more)")
+        elif self.resume:
+            note = "no checkpoint was written before the run stopped; starting again from step 0"
+        self.wall_before = wall_before
         if dist.is_main:
-            save_model(self.run_dir, plugin, model, config)  # config.json first: the folder is loadable early
-            _trim_metrics(self.run_dir / METRICS_FILE, step)
+            with _writing("the run folder"):
+                self._prepare_run_folder(step)
+                save_model(self.run_dir, plugin, model, config)  # config.json first: the folder is loadable early
+                if engine.on_nonfinite == "rollback" and step == 0:
+                    # Rollback needs somewhere to go back to, even before the first periodic checkpoint.
+                    checkpoint.save(self.run_dir, model, optimizer, self._snapshot(0, lr_scale, 0.0))
+        if dist.world > 1:
+            import torch.distributed as torch_dist
+
+            torch_dist.barrier()  # no rank reads the folder while rank 0 is still setting it up
         forward_model = model
         if dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -245,43 +371,69 @@ class Trainer:
                                                     else None)
         if engine.compile:
             forward_model = torch.compile(forward_model)
-        progress = _progress_for(dist, engine.steps, step, self.quiet, f"train {plugin.name}")
-        started = time.monotonic()
-        previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        progress = _progress_for(dist, engine.steps, step, self.quiet, f"train {plugin.name}",
+                                 describe_schedule(engine))
+        if note:
+            progress.message(note)
+        self.session_started = time.monotonic()
+        # SIGTERM (a scheduler's polite stop) too, but not under torchrun, which uses it to tear workers down.
+        handled = [signal.SIGINT] + ([signal.SIGTERM] if dist.world == 1 else [])
+        if threading.current_thread() is not threading.main_thread():
+            handled = []  # Python delivers signals to the main thread only; Trainer used from another thread
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in handled}
         try:
             step = self._loop(model, forward_model, optimizer, prepared.data, options, device, dist, progress,
                               step, lr_scale)
         except Interrupted:
             progress.close()
-            raise GencliError(f"interrupted; checkpoint saved. Resume with: gencli train {plugin.name} "
-                              f"--out {self.run_dir} --resume") from None
+            if os.environ.get(LAUNCHED_ENV) == "1":
+                # A worker: exit quietly and successfully, so torchrun adds no failure report of its own; the
+                # launcher sees the run short of its steps and tells the user how to resume, once.
+                raise SystemExit(0) from None
+            raise
         except torch.OutOfMemoryError:
             progress.close()
             raise GencliError(f"out of memory on {device} at batch size {engine.batch_size // dist.world} per "
                               f"process; try --batch-size {max(1, engine.batch_size // 2)}") from None
         finally:
-            signal.signal(signal.SIGINT, previous_handler)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             progress.close()
-        wall = time.monotonic() - started
-        if dist.is_main:
-            self._finish(model, config, prepared.description, device, wall)
+        if dist.is_main and self.evaluate_at_end:
+            self._finish(model, config, prepared.description, device, self._wall())
         if dist.world > 1:
             import torch.distributed as torch_dist
 
             torch_dist.barrier()
             torch_dist.destroy_process_group()
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
+    def _wall(self) -> float:
+        """Training wall time over every session of the run (saved in each checkpoint)."""
+        return self.wall_before + (time.monotonic() - self.session_started)
+
+    def _snapshot(self, step: int, lr_scale: float, wall: float) -> checkpoint.Snapshot:
+        return checkpoint.Snapshot(step, lr_scale, {"wall_seconds": round(wall, 3)})
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        # A second Ctrl-C means "now": the checkpoint files are atomic, so stopping mid-write loses nothing.
+        # Workers never escalate: the launcher itself kills them all on a second Ctrl-C.
+        if self.interrupted and os.environ.get(LAUNCHED_ENV) != "1":
+            raise KeyboardInterrupt
         self.interrupted = True  # acted on at the next step boundary, where a checkpoint is consistent
 
-    def _start_run_folder(self) -> None:
+    def _prepare_run_folder(self, step: int) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        for stale in (checkpoint.STATE_DIR, METRICS_FILE):  # a run started afresh with the launcher's spec
-            path = self.run_dir / stale
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
+        if step == 0:
+            # A new run (or one resumed before its first checkpoint): nothing of an earlier attempt stays.
+            for stale in (checkpoint.STATE_DIR, METRICS_FILE, "loss.png"):
+                path = self.run_dir / stale
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.exists():
+                    path.unlink()
+        else:
+            _trim_metrics(self.run_dir / METRICS_FILE, step)
+        # run.json always holds the settings in force: a later --resume without flags continues this plan.
         atomic_write(self.run_dir / RUN_FILE, (self.spec.to_json() + "\n").encode())
 
     def _loop(self, model: Any, forward_model: Any, optimizer: Any, data: Any, options: Any, device: Any,
@@ -290,9 +442,10 @@ class Trainer:
 
         engine = self.spec.engine
         autocast = self._autocast(device)
-        local_batch = engine.batch_size // dist.world
+        parameters = [p for p in model.parameters() if p.requires_grad]
         sums: dict[str, float] = {}
         count, window_started, rollbacks = 0, time.monotonic(), 0
+        loop_started, first_step = time.monotonic(), step
         model.train()
         while step < engine.steps:
             batch = data.batch(batch_generator(engine.seed, step), engine.batch_size)
@@ -302,49 +455,85 @@ class Trainer:
                 group["lr"] = lr
             with autocast:
                 loss, metrics = self.plugin.loss(forward_model, batch, options)
-            if not _all_finite(loss, dist):
-                if engine.on_nonfinite == "rollback" and rollbacks < MAX_ROLLBACKS and \
-                        checkpoint.latest_step(self.run_dir) is not None:
+            if self._nan_fault(step + 1):
+                loss = loss * float("nan")  # test hook (GENCLI_FAULT=nonfinite-N): this step's loss turns NaN
+            # The one host sync per step: the loss value both feeds the metrics and decides whether to update.
+            loss_value = float(loss.detach())
+            nonfinite, interrupted = _agree(not math.isfinite(loss_value), self.interrupted, dist)
+            if nonfinite:
+                last = checkpoint.latest_step(self.run_dir)
+                if engine.on_nonfinite == "rollback" and rollbacks < MAX_ROLLBACKS and last is not None:
                     rollbacks += 1
                     snapshot = checkpoint.restore(self.run_dir, model, optimizer)
-                    step, lr_scale = snapshot.step, lr_scale * 0.5
-                    progress.message(f"non-finite loss at step {step}: rolled back to step {snapshot.step}, "
-                                     f"lr scale now {lr_scale:g}")
+                    lr_scale *= 0.5
+                    progress.message(f"non-finite loss ({loss_value}) at step {step + 1}: rolled back to step "
+                                     f"{snapshot.step} with the lr scaled by {lr_scale:g}")
+                    step = snapshot.step
+                    optimizer.zero_grad(set_to_none=True)
+                    if dist.is_main:
+                        with _writing(METRICS_FILE):
+                            _trim_metrics(self.run_dir / METRICS_FILE, step)
+                    sums, count, window_started = {}, 0, time.monotonic()
                     continue
-                last = checkpoint.latest_step(self.run_dir)
-                kept = f"last good checkpoint: step {last}" if last is not None else "no checkpoint was written"
-                raise GencliError(f"loss became {float(loss)} at step {step} (lr {lr:.3g}); stopped, {kept}. "
-                                  "Try a lower --lr or --on-nonfinite rollback")
+                kept = (f"the last good checkpoint (step {last}) is kept in {self.run_dir}" if last is not None
+                        else "no checkpoint was written")
+                if not dist.is_main:
+                    raise SystemExit(1)  # every rank stops here; rank 0 alone tells the user
+                tried = f" after {rollbacks} rollback(s)" if rollbacks else ""
+                hint = ("try a lower --lr" if engine.on_nonfinite == "rollback"
+                        else "try a lower --lr or --on-nonfinite rollback")
+                raise GencliError(f"loss became {loss_value} at step {step + 1} (lr {lr:.3g}){tried}; stopped, "
+                                  f"{kept}; {hint}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if engine.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), engine.grad_clip)
+                torch.nn.utils.clip_grad_norm_(parameters, engine.grad_clip)
             optimizer.step()
             step += 1
-            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
+            sums["loss"] = sums.get("loss", 0.0) + loss_value
             for key, value in metrics.items():
                 sums[key] = sums.get(key, 0.0) + float(value)
             count += 1
-            interrupted = _any_rank(self.interrupted, dist)
-            if step % engine.log_every == 0 or step == engine.steps or interrupted:
+            last_step = step == engine.steps
+            if step % engine.log_every == 0 or last_step or interrupted:
                 seconds = time.monotonic() - window_started
-                logged = {k: v / count for k, v in sums.items()}
+                logged = {k: v / count for k, v in _mean_over_ranks(sums, dist).items()}
                 logged["lr"] = lr
                 logged["items_per_s"] = count * engine.batch_size / max(seconds, 1e-9)
                 if dist.is_main:
-                    _append_metrics(self.run_dir / METRICS_FILE, step, logged)
+                    with _writing(METRICS_FILE):
+                        _append_metrics(self.run_dir / METRICS_FILE, step, logged)
                 progress.update(step, {k: logged[k] for k in ("loss", "items_per_s") if k in logged})
                 sums, count, window_started = {}, 0, time.monotonic()
-            if step % engine.save_every == 0 or step == engine.steps or interrupted:
+            if step % engine.save_every == 0 or last_step or interrupted:
                 if dist.is_main:
-                    checkpoint.save(self.run_dir, model, optimizer, checkpoint.Snapshot(step, lr_scale, {}))
-                    save_model(self.run_dir, self.plugin, model, self.config)
-                    report.write_loss_curve(self.run_dir / METRICS_FILE, self.run_dir / "loss.png")
-                checkpoint._fault_point(f"after-save-{step}")
-            checkpoint._fault_point(f"step-{step}")
+                    checkpoint.save(self.run_dir, model, optimizer, self._snapshot(step, lr_scale, self._wall()))
+                    with _writing("the run folder"):
+                        save_model(self.run_dir, self.plugin, model, self.config)
+                        report.write_loss_curve(self.run_dir / METRICS_FILE, self.run_dir / "loss.png")
+                checkpoint._fault_point("after-save", step)
+            checkpoint._fault_point("step", step)
             if interrupted:
-                raise Interrupted
+                self._record_loop(loop_started, step - first_step)
+                raise Interrupted(f"interrupted at step {step}; checkpoint saved. Resume with: "
+                                  f"{resume_command(self.plugin, self.run_dir)}")
+        self._record_loop(loop_started, step - first_step)
         return step
+
+    def _nan_fault(self, step: int) -> bool:
+        """GENCLI_FAULT=nonfinite-N: step N's loss is NaN once (a rollback then gets past it);
+        nonfinite-from-N: every step from N on (so rollbacks run out)."""
+        wanted = os.environ.get("GENCLI_FAULT", "")
+        if not wanted.startswith("nonfinite-"):
+            return False
+        if wanted.startswith("nonfinite-from-"):
+            return step >= int(wanted.removeprefix("nonfinite-from-"))
+        fired = getattr(self, "_nan_fired", False)
+        self._nan_fired = fired or wanted == f"nonfinite-{step}"
+        return not fired and wanted == f"nonfinite-{step}"
+
+    def _record_loop(self, started: float, steps: int) -> None:
+        self.loop_seconds, self.steps_run = time.monotonic() - started, steps
 
     def _finish(self, model: Any, config: Any, data_description: str, device: Any, wall: float) -> None:
         from gencli.evaluation import evaluate_loaded
@@ -353,40 +542,64 @@ class Trainer:
         options = self.plugin.EvalOptions()
         metrics = evaluate_loaded(self.plugin, model, config, options,
                                   EvalRequest(self.spec.data, device, self.spec.engine.seed))
-        report.write_model_card(self.run_dir, self.plugin, self.spec, config, data_description, metrics, wall)
+        with _writing("the model card"):
+            report.write_model_card(self.run_dir, self.plugin, self.spec, config, data_description, metrics, wall)
         if not self.quiet:
             figures = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
             print(f"run folder: {self.run_dir}  ({figures})", file=sys.stderr)
 
 
-def _progress_for(dist: Distributed, total: int, start: int, quiet: bool, description: str) -> Any:
+class _writing:
+    """Turn an OSError while writing run-folder files into a one-line error that names what failed."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> bool:
+        if isinstance(error, OSError):
+            raise GencliError(f"could not write {self.what}: {error.strerror or error} "
+                              f"({error.filename or 'run folder'})") from None
+        return False
+
+
+def _progress_for(dist: Distributed, total: int, start: int, quiet: bool, description: str, schedule: str) -> Any:
     from gencli.progress import TrainingProgress
 
-    return TrainingProgress(total, start, quiet=quiet or not dist.is_main, description=description)
+    return TrainingProgress(total, start, quiet=quiet or not dist.is_main, description=description,
+                            detail=schedule)
 
 
-def _all_finite(loss: Any, dist: Distributed) -> bool:
-    import torch
-
-    finite = torch.isfinite(loss.detach()).all()
+def _agree(nonfinite: bool, interrupted: bool, dist: Distributed) -> tuple[bool, bool]:
+    """Every rank must take the same branch: one small all-reduce per step carries both flags."""
     if dist.world == 1:
-        return bool(finite)
-    import torch.distributed as torch_dist
-
-    flag = finite.to(torch.float32).reshape(1).to(loss.device)
-    torch_dist.all_reduce(flag, op=torch_dist.ReduceOp.MIN)  # every rank must take the same branch
-    return bool(flag.item() > 0)
-
-
-def _any_rank(value: bool, dist: Distributed) -> bool:
-    if dist.world == 1:
-        return value
+        return nonfinite, interrupted
     import torch
     import torch.distributed as torch_dist
 
-    flag = torch.tensor([1.0 if value else 0.0])
-    torch_dist.all_reduce(flag, op=torch_dist.ReduceOp.MAX)
-    return bool(flag.item() > 0)
+    flags = torch.tensor([float(nonfinite), float(interrupted)])
+    if torch_dist.get_backend() == "nccl":
+        flags = flags.cuda()
+    torch_dist.all_reduce(flags, op=torch_dist.ReduceOp.MAX)
+    nonfinite_any, interrupted_any = flags.tolist()
+    return nonfinite_any > 0, interrupted_any > 0
+
+
+def _mean_over_ranks(sums: dict[str, float], dist: Distributed) -> dict[str, float]:
+    """Logged figures describe the global batch: average each rank's sums (one all-reduce per log line)."""
+    if dist.world == 1 or not sums:
+        return sums
+    import torch
+    import torch.distributed as torch_dist
+
+    keys = list(sums)  # the same order on every rank: each adds its keys in the same sequence
+    values = torch.tensor([sums[k] for k in keys], dtype=torch.float64)
+    if torch_dist.get_backend() == "nccl":
+        values = values.cuda()
+    torch_dist.all_reduce(values)
+    return {k: v / dist.world for k, v in zip(keys, values.tolist())}
 
 
 def _append_metrics(path: Path, step: int, metrics: dict[str, float]) -> None:
@@ -395,7 +608,7 @@ def _append_metrics(path: Path, step: int, metrics: dict[str, float]) -> None:
 
 
 def _trim_metrics(path: Path, step: int) -> None:
-    """On resume, drop lines logged after the checkpoint: those steps are about to run again."""
+    """On resume or rollback, drop lines logged after the checkpoint: those steps are about to run again."""
     if not path.exists():
         return
     kept = [line for line in path.read_text(encoding="utf-8").splitlines()
@@ -406,5 +619,11 @@ def _trim_metrics(path: Path, step: int) -> None:
 def _line_step(line: str) -> int:
     try:
         return int(json.loads(line)["step"])
-    except (ValueError, KeyError):
-        return 1 << 62
+    except (ValueError, KeyError, TypeError):
+        return 1 << 62  # a line cut short by a crash: dropped
+
+
+if __name__ == "__main__":  # `python -m gencli.train`: how launch_workers starts each worker
+    from gencli.train import worker_main as _worker_main  # the package's module, not this __main__ copy
+
+    _worker_main()

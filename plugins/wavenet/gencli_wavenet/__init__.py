@@ -1,0 +1,105 @@
+"""wavenet: raw audio one sample at a time (van den Oord et al. 2016, "WaveNet: A Generative Model for Raw Audio").
+
+Dilated causal convolutions with gated tanh x sigmoid units, residual and skip paths and a 256-way softmax over
+mu-law companded samples, globally conditioned on a speaker id. Generation uses the "Fast Wavenet" queues (Paine
+et al. 2016): one queue of past activations per dilated layer, so a sample costs O(layers), and on the CPU the
+whole generation loop is compiled with numba.
+
+This module is the plugin's declaration and stays torch-free (and numba-free); the model lives in ``model.py``,
+the samplers in ``sampling.py`` and ``fused.py``, the audio data in ``audio.py``, all imported lazily.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gencli.plugin import Preset, option
+
+
+@dataclass
+class Config:
+    sample_rate: int = option(16000, "Model sample rate in Hz; training audio is resampled to it.")
+    layers_per_stack: int = option(10, "Dilated layers per stack; dilations 1, 2, 4 .. 2^(n-1) (paper: 10).")
+    stacks: int = option(2, "Repeated stacks; 2 x 10 layers give a receptive field of 2,048 samples (128 ms).")
+    residual_channels: int = option(32, "Width of the residual path; 32 keeps batch-1 sampling > 2x real time "
+                                         "on a 2-core CPU.")
+    gate_channels: int = option(32, "Channels of each gated tanh x sigmoid unit (the dilated conv has 2x this).")
+    skip_channels: int = option(64, "Width of the skip path and of the relu-1x1-relu-1x1 output head.")
+    num_speakers: int = option(0, "Speakers for global conditioning (0: learned from the data's sub-folders).")
+    speakers: list = option([], "Speaker names in id order (learned from the data).", flag=False)
+
+
+@dataclass
+class TrainOptions:
+    window: int = option(2000, "Predicted samples per training window (each window also carries one receptive "
+                               "field of context).")
+
+
+@dataclass
+class SampleOptions:
+    seconds: float = option(1.0, "Length of each clip in seconds, in (0, 600].")
+    temperature: float = option(1.0, "Softmax temperature: 1 samples the model as trained, < 1 is tamer.", short="-t")
+    speaker: str = option("", "Speaker name or id; empty: clip i uses speaker i mod the number of speakers.")
+    sampler: str = option("auto", "auto (fastest: fused on the CPU), fused (numba), cached (torch queues) or "
+                                  "naive (full recompute, very slow; for checking).")
+
+
+@dataclass
+class EvalOptions:
+    max_seconds: float = option(60.0, "At most this much held-out audio is scored (evenly spread windows).")
+    rtf_seconds: float = option(1.0, "Seconds of audio sampled (batch 1) to measure the real-time factor; 0: skip.")
+
+
+class WaveNet:
+    name = "wavenet"
+    modality = "audio"
+    summary = "WaveNet raw-audio model (van den Oord et al. 2016) with a fast cached/compiled sampler."
+    Config = Config
+    TrainOptions = TrainOptions
+    SampleOptions = SampleOptions
+    EvalOptions = EvalOptions
+    presets = {
+        "tiny": Preset("Seconds to train; for tests and smoke runs (2 x 4 layers, 8-16 channels).",
+                       config={"layers_per_stack": 4, "stacks": 2, "residual_channels": 8, "gate_channels": 8,
+                               "skip_channels": 16},
+                       train={"steps": 50, "batch_size": 4}),
+        "default": Preset("The default architecture: 2 x 10 layers, 32/32/64 channels.", config={}, train={}),
+        "cpu": Preset("The bundled recipe: default architecture, 1,500 steps at lr 2e-3 decaying to 2e-4; about "
+                      "an hour on a 2-core CPU.",
+                      config={}, train={"steps": 1500, "decay_steps": 1500, "lr": 2e-3, "warmup_steps": 100}),
+    }
+    # Adam 1e-3 with clipping, batch 8 windows of 2,000 predicted samples (16k targets a step).
+    train_defaults = {"steps": 20000, "batch_size": 8, "lr": 1e-3, "grad_clip": 1.0, "warmup_steps": 200}
+    default_data = ("speech: sentences of Python's reference spoken by espeak-ng in 4 voices (about 4 minutes, made "
+                    "at first use and cached); without espeak-ng: babble, synthetic formant babble")
+    bundled_weights = Path(__file__).parent / "weights"
+
+    def build(self, config: Config) -> Any:
+        from gencli_wavenet.model import WaveNetModel
+
+        return WaveNetModel(config)
+
+    def prepare(self, data: str | None, config: Config, options: TrainOptions) -> Any:
+        from gencli_wavenet.model import prepare
+
+        return prepare(data, config, options)
+
+    def loss(self, model: Any, batch: Any, options: TrainOptions) -> Any:
+        from gencli_wavenet.model import loss
+
+        return loss(model, batch)
+
+    def sample(self, model: Any, config: Config, options: SampleOptions, request: Any) -> Any:
+        from gencli_wavenet.sampling import sample
+
+        return sample(model, config, options, request)
+
+    def evaluate(self, model: Any, config: Config, options: EvalOptions, request: Any) -> dict[str, float]:
+        from gencli_wavenet.model import evaluate
+
+        return evaluate(model, config, options, request)
+
+
+plugin = WaveNet()

@@ -1,0 +1,187 @@
+"""Generation: the naive sampler, the cached "Fast Wavenet" sampler (Paine et al. 2016) and the dispatcher to
+the compiled one in ``fused.py``.
+
+All samplers continue a prefix (by default one receptive field of silence) and draw each sample by inverting the
+CDF of softmax(logits / temperature) at a uniform number from one numpy stream (``uniforms``), so given the same
+seed they produce the same samples: the tests compare them step by step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from gencli.errors import UsageError
+from gencli.plugin import Audio, SampleRequest
+from gencli_wavenet import audio
+from gencli_wavenet.model import SILENCE, WaveNetModel
+
+SAMPLERS = ("auto", "fused", "cached", "naive")
+MAX_SECONDS = 600.0
+CHUNK = 4096  # steps per block of uniform draws (and per call into the compiled loop)
+
+
+def uniforms(seed: int, n: int, steps: int) -> Iterator[np.ndarray]:
+    """(chunk, n) float64 blocks of U[0, 1) draws; every sampler consumes this same stream."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    for start in range(0, steps, CHUNK):
+        yield rng.random((min(CHUNK, steps - start), n))
+
+
+def pick_sampler(name: str, device: Any) -> str:
+    if name not in SAMPLERS:
+        raise UsageError(f"--sampler {name}: choose one of {', '.join(SAMPLERS)}")
+    if name == "auto":
+        return "fused" if torch.device(device).type == "cpu" else "cached"
+    if name == "fused" and torch.device(device).type != "cpu":
+        raise UsageError("--sampler fused runs on the CPU only; use --device cpu or --sampler cached")
+    return name
+
+
+def speaker_ids(config: Any, speaker: str, n: int) -> list[int]:
+    count = max(1, config.num_speakers)
+    if not speaker:
+        return [i % count for i in range(n)]
+    names = list(config.speakers)
+    if speaker in names:
+        return [names.index(speaker)] * n
+    if speaker.isdigit() and int(speaker) < count:
+        return [int(speaker)] * n
+    known = ", ".join(names) if names else f"ids 0..{count - 1}"
+    raise UsageError(f"--speaker {speaker}: unknown speaker (known: {known})")
+
+
+def sample(model: WaveNetModel, config: Any, options: Any, request: SampleRequest) -> Audio:
+    if not (0 < options.seconds <= MAX_SECONDS):
+        raise UsageError(f"--seconds must be in (0, {MAX_SECONDS:g}], got {options.seconds:g}")
+    if not options.temperature > 0:
+        raise UsageError("--temperature must be positive")
+    sampler = pick_sampler(options.sampler, request.device)
+    speakers = speaker_ids(config, options.speaker, request.n)
+    steps = max(1, int(round(options.seconds * config.sample_rate)))
+    classes = generate(model, config, sampler, n=request.n, steps=steps, speakers=speakers,
+                       temperature=options.temperature, seed=request.seed,
+                       progress=lambda done, total: request.progress(done, total,
+                                                                     realtime_rate=config.sample_rate))
+    return Audio(audio.mu_law_decode(classes), config.sample_rate)
+
+
+def silence_prefix(model: WaveNetModel, n: int) -> np.ndarray:
+    return np.full((n, model.receptive_field + 1), SILENCE, dtype=np.int64)  # priming needs RF + 1
+
+
+def generate(model: WaveNetModel, config: Any, sampler: str, *, n: int, steps: int, speakers: list[int],
+             temperature: float, seed: int, prefix: np.ndarray | None = None,
+             progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """(n, steps) int mu-law classes continuing ``prefix`` (n, P > receptive field; default silence).
+    ``progress(done, total)`` is called after each block of CHUNK steps."""
+    prefix = silence_prefix(model, n) if prefix is None else prefix
+    draws = uniforms(seed, n, steps)
+    if sampler == "fused":
+        from gencli_wavenet.fused import FusedSampler
+
+        return FusedSampler(model, speakers).generate(prefix, draws, steps, temperature, progress)
+    device = next(model.parameters()).device
+    spk = torch.tensor(speakers, device=device)
+    step = NaiveStepper(model, prefix, spk) if sampler == "naive" else CachedStepper(model, prefix, spk)
+    out = np.empty((n, steps), dtype=np.int64)
+    t = 0
+    with torch.inference_mode():
+        for block in draws:
+            for u in torch.from_numpy(block).to(device):
+                chosen = draw(step.logits, temperature, u)
+                out[:, t] = chosen.cpu().numpy()
+                step.push(chosen)
+                t += 1
+            if progress is not None:
+                progress(t, steps)
+    return out
+
+
+def draw(logits: torch.Tensor, temperature: float, u: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF draw from softmax(logits / T) in float64: the first class whose cumulative mass exceeds u."""
+    scaled = (logits.double() - logits.double().max(dim=1, keepdim=True).values) / temperature
+    cdf = torch.cumsum(torch.exp(scaled), dim=1)  # (N, 256)
+    index = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)[:, 0]
+    return index.clamp_(max=cdf.shape[1] - 1)
+
+
+def prime(model: WaveNetModel, prefix: np.ndarray, speaker: torch.Tensor) -> list[torch.Tensor]:
+    """Each layer's inputs over the last ``dilation`` steps before the prefix's last sample: (N, R, d) per layer.
+
+    A constant prefix (the default: silence) makes every layer's input constant in time, so its state is one
+    cheap pass of the recurrence with past == current, instead of a full forward over the receptive field.
+    """
+    x = torch.from_numpy(np.ascontiguousarray(prefix, dtype=np.int64)).to(speaker.device)
+    with torch.inference_mode():
+        if not np.all(prefix == prefix[:, :1]):
+            return model.run(x[:, :-1], speaker, keep_layer_inputs=1)[1]
+        w = model.causal.weight
+        h = w[:, x[:, 0], 0].t() + w[:, x[:, 0], 1].t() + model.causal.bias  # (N, R)
+        kept = []
+        for layer in model.layers:
+            kept.append(h[:, :, None].expand(-1, -1, layer.dilation).clone())
+            a = h @ (layer.dilated.weight[:, :, 0] + layer.dilated.weight[:, :, 1]).t() + layer.dilated.bias
+            filt, gate = (a + layer.speaker(speaker)).chunk(2, dim=1)
+            h = h + (torch.tanh(filt) * torch.sigmoid(gate)) @ layer.residual.weight[:, :, 0].t() + layer.residual.bias
+        return kept
+
+
+class NaiveStepper:
+    """Recomputes the whole receptive field for every sample (what the paper's authors did): O(RF x layers)."""
+
+    def __init__(self, model: WaveNetModel, prefix: np.ndarray, speaker: torch.Tensor) -> None:
+        self.model, self.speaker = model, speaker
+        self.window = torch.from_numpy(prefix[:, -model.receptive_field:]).to(speaker.device)
+        self.logits = self._logits()
+
+    def _logits(self) -> torch.Tensor:
+        return self.model(self.window, self.speaker)[:, :, -1].float()  # (N, 256)
+
+    def push(self, chosen: torch.Tensor) -> None:
+        self.window = torch.cat([self.window[:, 1:], chosen[:, None]], dim=1)
+        self.logits = self._logits()
+
+
+class CachedStepper:
+    """Fast Wavenet: each dilated layer keeps a queue of its last ``dilation`` inputs, so a step costs O(layers).
+
+    Primed by one parallel pass over the prefix; ``logits`` always predict the sample after the last one fed.
+    """
+
+    def __init__(self, model: WaveNetModel, prefix: np.ndarray, speaker: torch.Tensor) -> None:
+        self.model = model
+        x = torch.from_numpy(prefix).to(speaker.device)
+        kept = prime(model, prefix, speaker)  # state up to the second-to-last sample
+        self.queues = [k.clone() for k in kept]  # layer l: (N, R, d), slot s mod d holds the input d steps back
+        self.step = 0
+        self.prev = x[:, -2]
+        w = model.causal.weight
+        self.tap_prev, self.tap_cur = w[:, :, 0].t(), w[:, :, 1].t()  # (256, R)
+        self.cond = [layer.speaker(speaker) + layer.dilated.bias for layer in model.layers]  # (N, 2G)
+        self.logits = self._advance(x[:, -1])
+
+    def _advance(self, cur: torch.Tensor) -> torch.Tensor:
+        model = self.model
+        h = self.tap_prev[self.prev] + self.tap_cur[cur] + model.causal.bias  # (N, R)
+        skip = 0
+        for layer, queue, cond in zip(model.layers, self.queues, self.cond):
+            slot = self.step % layer.dilation
+            past = queue[:, :, slot]  # (N, R) input at t - d
+            w = layer.dilated.weight  # (2G, R, 2)
+            a = past @ w[:, :, 0].t() + h @ w[:, :, 1].t() + cond  # (N, 2G)
+            filt, gate = a.chunk(2, dim=1)
+            z = torch.tanh(filt) * torch.sigmoid(gate)  # (N, G)
+            queue[:, :, slot] = h
+            skip = skip + z @ layer.skip.weight[:, :, 0].t() + layer.skip.bias  # (N, S)
+            h = h + z @ layer.residual.weight[:, :, 0].t() + layer.residual.bias
+        out = torch.relu(torch.relu(skip) @ model.out1.weight[:, :, 0].t() + model.out1.bias)
+        self.prev = cur
+        self.step += 1
+        return (out @ model.out2.weight[:, :, 0].t() + model.out2.bias).float()  # (N, 256)
+
+    def push(self, chosen: torch.Tensor) -> None:
+        self.logits = self._advance(chosen)
