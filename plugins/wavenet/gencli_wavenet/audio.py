@@ -10,6 +10,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from gencli.errors import UsageError
 MU = 255  # 8-bit mu-law, as in the paper (ITU-T G.711): 256 classes
 AUDIO_SUFFIXES = (".wav", ".flac")
 EMBEDDED = "babble"
-BABBLE_VERSION = 1  # bump when the synthesis changes: the cache folder is keyed on it
+BABBLE_VERSION = 2  # bump when the synthesis changes: the cache folder is keyed on it
 
 
 # ---- mu-law ----------------------------------------------------------------------------------------
@@ -164,17 +165,26 @@ def cache_dir() -> Path:
 
 def babble_folder(rate: int = 16000) -> Path:
     """The synthetic corpus as 16-bit WAV files, one sub-folder per voice; made on first use, then cached."""
+    folder = cache_dir() / f"babble-v{BABBLE_VERSION}-{rate}"
+    voices = {}
+    for index, (name, pitch, scale) in enumerate(VOICES):
+        rng = np.random.default_rng(1000 + index)  # fixed per voice: the corpus is the same everywhere
+        voices[name] = lambda rng=rng, pitch=pitch, scale=scale: synthesize_babble(
+            rng, rate, BABBLE_SECONDS_PER_VOICE, pitch, scale)
+    return cached_corpus(folder, voices, rate)
+
+
+def cached_corpus(folder: Path, voices: dict[str, Any], rate: int) -> Path:
+    """``folder`` with one ``<voice>/audio.wav`` per entry of ``voices`` (name -> function making the audio),
+    built once in a temporary folder and renamed into place, so a crash never leaves half a corpus."""
     import soundfile
 
-    folder = cache_dir() / f"babble-v{BABBLE_VERSION}-{rate}"
     if (folder / "done").exists():
         return folder
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    for index, (name, pitch, scale) in enumerate(VOICES):
-        rng = np.random.default_rng(1000 + index)  # fixed per voice: the corpus is the same everywhere
-        audio = synthesize_babble(rng, rate, BABBLE_SECONDS_PER_VOICE, pitch, scale)
+    for name, make in voices.items():
         (tmp / name).mkdir(parents=True, exist_ok=True)
-        soundfile.write(str(tmp / name / "babble.wav"), audio, rate, subtype="PCM_16")
+        soundfile.write(str(tmp / name / "audio.wav"), make(), rate, subtype="PCM_16")
     (tmp / "done").write_text("ok\n")
     try:
         os.replace(tmp, folder)
@@ -245,7 +255,7 @@ def synthesize_babble(rng: np.random.Generator, rate: int, seconds: float, pitch
 # ---- the embedded speech corpus (espeak-ng) ---------------------------------------------------------
 
 SPEECH = "speech"
-SPEECH_VERSION = 1
+SPEECH_VERSION = 2  # bump when the corpus changes: the cache folder is keyed on it
 # espeak-ng voice variants with their own pitch and speed: four distinct "speakers" for global conditioning.
 SPEECH_VOICES = (("us-m", "en-us+m3", 45, 155), ("us-f", "en-us+f2", 60, 165),
                  ("gb-m", "en-gb+m1", 35, 150), ("us-f-low", "en-us+f4", 40, 145))
@@ -276,14 +286,11 @@ def speech_folder(rate: int = 16000) -> Path:
 
     import soundfile
 
-    folder = cache_dir() / f"speech-v{SPEECH_VERSION}-{rate}"
-    if (folder / "done").exists():
-        return folder
     sentences = prose_sentences()
-    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    for index, (name, voice, pitch, speed) in enumerate(SPEECH_VOICES):
-        chosen, seconds, clips = sentences[index::len(SPEECH_VOICES)], 0.0, []
-        for sentence in chosen:
+
+    def speak(index: int, voice: str, pitch: int, speed: int) -> np.ndarray:
+        clips, seconds = [], 0.0
+        for sentence in sentences[index::len(SPEECH_VOICES)]:  # each voice reads its own sentences
             wav = subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "--stdout",
                                   sentence], capture_output=True, check=True).stdout
             audio, source_rate = soundfile.read(io.BytesIO(wav), dtype="float32")
@@ -291,16 +298,12 @@ def speech_folder(rate: int = 16000) -> Path:
             seconds += len(clips[-1]) / rate
             if seconds >= SPEECH_SECONDS_PER_VOICE:
                 break
-        (tmp / name).mkdir(parents=True, exist_ok=True)
         joined = np.concatenate(clips)
-        soundfile.write(str(tmp / name / "speech.wav"), joined / max(1e-9, np.abs(joined).max()) * 0.9, rate,
-                        subtype="PCM_16")
-    (tmp / "done").write_text("ok\n")
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # another process finished first
-        pass
-    return folder
+        return joined / max(1e-9, float(np.abs(joined).max())) * 0.9
+
+    voices = {name: (lambda i=i, v=voice, p=pitch, s=speed: speak(i, v, p, s))
+              for i, (name, voice, pitch, speed) in enumerate(SPEECH_VOICES)}
+    return cached_corpus(cache_dir() / f"speech-v{SPEECH_VERSION}-{rate}", voices, rate)
 
 
 def load(source: str | None, rate: int, *, known_speakers: list[str] | None = None) -> Corpus:
