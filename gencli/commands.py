@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from gencli import registry
+from gencli import messages, registry
 from gencli.errors import UsageError
 from gencli.options import (
     EVALUATE_FLAGS,
@@ -44,30 +44,30 @@ def options_instance(cls: type, typed: dict[str, Any]) -> Any:
 # ---- sample / evaluate / train ----------------------------------------------------------------------
 
 
-def sample_body(name: str, flags: list[Flag]) -> Callable[[dict[str, Any]], None]:
+def _options_body(name: str, flags: list[Flag], group: str, runner: tuple[str, str]
+                  ) -> Callable[[dict[str, Any]], None]:
+    """The body of `sample` / `evaluate`: typed values -> the plugin's option dataclass -> runner(plugin, ...)."""
+
     def body(values: dict[str, Any]) -> None:
         plugin = registry.load(name)
         groups = split_by_group(flags, values)
         core = core_values(flags, groups.get("core", {}))
-        options = options_instance(plugin.SampleOptions, groups.get("SampleOptions", {}))
-        from gencli.sampling import run_sample
+        messages.set_quiet(bool(core.get("quiet")))
+        options = options_instance(getattr(plugin, group), groups.get(group, {}))
+        module, function = runner
+        import importlib  # the runner module pulls in torch: imported only when the command runs
 
-        run_sample(plugin, options, **core)
+        getattr(importlib.import_module(module), function)(plugin, options, **core)
 
     return body
+
+
+def sample_body(name: str, flags: list[Flag]) -> Callable[[dict[str, Any]], None]:
+    return _options_body(name, flags, "SampleOptions", ("gencli.sampling", "run_sample"))
 
 
 def evaluate_body(name: str, flags: list[Flag]) -> Callable[[dict[str, Any]], None]:
-    def body(values: dict[str, Any]) -> None:
-        plugin = registry.load(name)
-        groups = split_by_group(flags, values)
-        core = core_values(flags, groups.get("core", {}))
-        options = options_instance(plugin.EvalOptions, groups.get("EvalOptions", {}))
-        from gencli.evaluation import run_evaluate
-
-        run_evaluate(plugin, options, **core)
-
-    return body
+    return _options_body(name, flags, "EvalOptions", ("gencli.evaluation", "run_evaluate"))
 
 
 def train_body(name: str, flags: list[Flag]) -> Callable[[dict[str, Any]], None]:
@@ -75,6 +75,7 @@ def train_body(name: str, flags: list[Flag]) -> Callable[[dict[str, Any]], None]
         plugin = registry.load(name)
         groups = split_by_group(flags, values)
         core = groups.get("core", {})
+        messages.set_quiet(bool(core.get("quiet")))
         command = "gencli " + shlex.join(sys.argv[1:]) if sys.argv[1:] else f"gencli train {name}"
         from gencli.train import launch
 

@@ -178,6 +178,40 @@ class Plugin(Protocol):
         ...
 
 
+class LazyPlugin:
+    """Optional base class for a plugin declaration: ``build``, ``prepare``, ``loss``, ``sample`` and ``evaluate``
+    are the functions of those names in the module named by ``implementation``, imported on first use.
+
+    The declaration stays torch-free without five hand-written forwarding methods::
+
+        class CharRNN(LazyPlugin):
+            name = "charrnn"
+            implementation = "gencli_charrnn.model"   # defines build(config), prepare(...), loss(...), ...
+    """
+
+    implementation: str
+
+    def _function(self, name: str) -> Callable[..., Any]:
+        import importlib
+
+        return getattr(importlib.import_module(self.implementation), name)
+
+    def build(self, config: Any) -> Any:
+        return self._function("build")(config)
+
+    def prepare(self, data: str | None, config: Any, options: Any) -> Prepared:
+        return self._function("prepare")(data, config, options)
+
+    def loss(self, model: Any, batch: Any, options: Any) -> Any:
+        return self._function("loss")(model, batch, options)
+
+    def sample(self, model: Any, config: Any, options: Any, request: SampleRequest) -> Output:
+        return self._function("sample")(model, config, options, request)
+
+    def evaluate(self, model: Any, config: Any, options: Any, request: EvalRequest) -> dict[str, float]:
+        return self._function("evaluate")(model, config, options, request)
+
+
 def option_fields(options_cls: type) -> list[dataclasses.Field]:
     """The fields of an options/config dataclass that become command-line flags."""
     return [f for f in dataclasses.fields(options_cls) if f.metadata.get("flag", True)]

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from gencli.plugin import Preset, option
+from gencli.plugin import LazyPlugin, Preset, option
 
 
 @dataclass
@@ -40,8 +39,9 @@ class EvalOptions:
     seq_length: int = option(256, "Characters per evaluation chunk (the LSTM state carries across chunks).")
 
 
-class CharRNN:
+class CharRNN(LazyPlugin):
     name = "charrnn"
+    implementation = "gencli_charrnn.model"  # build, prepare, loss, sample, evaluate (imports torch)
     modality = "text"
     summary = "Character-level LSTM text model (Graves 2013; Karpathy's char-rnn)."
     Config = Config
@@ -61,31 +61,6 @@ class CharRNN:
     train_defaults = {"steps": 2000, "batch_size": 32, "lr": 2e-3, "grad_clip": 1.0, "warmup_steps": 50}
     default_data = "pydoc-topics: Python's language reference shipped with every CPython (~465k characters)"
     bundled_weights = Path(__file__).parent / "weights"
-
-    def build(self, config: Config) -> Any:
-        from gencli_charrnn.model import CharLSTM
-
-        return CharLSTM(config)
-
-    def prepare(self, data: str | None, config: Config, options: TrainOptions) -> Any:
-        from gencli_charrnn.model import prepare
-
-        return prepare(data, config, options)
-
-    def loss(self, model: Any, batch: Any, options: TrainOptions) -> Any:
-        from gencli_charrnn.model import loss
-
-        return loss(model, batch)
-
-    def sample(self, model: Any, config: Config, options: SampleOptions, request: Any) -> Any:
-        from gencli_charrnn.model import sample
-
-        return sample(model, config, options, request)
-
-    def evaluate(self, model: Any, config: Config, options: EvalOptions, request: Any) -> dict[str, float]:
-        from gencli_charrnn.model import evaluate
-
-        return evaluate(model, config, options, request)
 
 
 plugin = CharRNN()

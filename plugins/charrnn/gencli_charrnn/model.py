@@ -70,7 +70,12 @@ def prepare(data: str | None, config: Any, options: Any) -> Prepared:
     return Prepared(config, TextBatches(codec.encode(train_text), options.seq_length), description)
 
 
-def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+def build(config: Any) -> CharLSTM:
+    return CharLSTM(config)
+
+
+def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], options: Any
+         ) -> tuple[torch.Tensor, dict[str, float]]:
     inputs, targets = batch
     logits, _ = model(inputs)
     nats = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))

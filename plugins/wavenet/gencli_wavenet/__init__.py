@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from gencli.plugin import Preset, option
+from gencli.plugin import LazyPlugin, Preset, option
 
 
 @dataclass
@@ -52,8 +51,9 @@ class EvalOptions:
     rtf_seconds: float = option(1.0, "Seconds of audio sampled (batch 1) to measure the real-time factor; 0: skip.")
 
 
-class WaveNet:
+class WaveNet(LazyPlugin):
     name = "wavenet"
+    implementation = "gencli_wavenet.api"  # build, prepare, loss, sample, evaluate (imports torch and numba)
     modality = "audio"
     summary = "WaveNet raw-audio model (van den Oord et al. 2016) with a fast cached/compiled sampler."
     Config = Config
@@ -75,31 +75,6 @@ class WaveNet:
     default_data = ("speech: sentences of Python's reference spoken by espeak-ng in 4 voices (about 4 minutes, made "
                     "at first use and cached); without espeak-ng: babble, synthetic formant babble")
     bundled_weights = Path(__file__).parent / "weights"
-
-    def build(self, config: Config) -> Any:
-        from gencli_wavenet.model import WaveNetModel
-
-        return WaveNetModel(config)
-
-    def prepare(self, data: str | None, config: Config, options: TrainOptions) -> Any:
-        from gencli_wavenet.model import prepare
-
-        return prepare(data, config, options)
-
-    def loss(self, model: Any, batch: Any, options: TrainOptions) -> Any:
-        from gencli_wavenet.model import loss
-
-        return loss(model, batch)
-
-    def sample(self, model: Any, config: Config, options: SampleOptions, request: Any) -> Any:
-        from gencli_wavenet.sampling import sample
-
-        return sample(model, config, options, request)
-
-    def evaluate(self, model: Any, config: Config, options: EvalOptions, request: Any) -> dict[str, float]:
-        from gencli_wavenet.model import evaluate
-
-        return evaluate(model, config, options, request)
 
 
 plugin = WaveNet()

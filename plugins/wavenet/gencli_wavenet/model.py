@@ -150,7 +150,8 @@ def prepare(data: str | None, config: Any, options: Any) -> Prepared:
     return Prepared(config, windows, corpus.description)
 
 
-def loss(model: WaveNetModel, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+def loss(model: WaveNetModel, batch: tuple[torch.Tensor, torch.Tensor], options: Any
+         ) -> tuple[torch.Tensor, dict[str, float]]:
     x, speaker = batch  # (B, W), (B,)
     logits = model(x[:, :-1], speaker)  # (B, 256, N) predicting x[:, RF:]
     targets = x[:, model.receptive_field:]
