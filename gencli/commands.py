@@ -52,12 +52,12 @@ def _options_body(name: str, flags: list[Flag], group: str, runner: tuple[str, s
         plugin = registry.load(name)
         groups = split_by_group(flags, values)
         core = core_values(flags, groups.get("core", {}))
-        messages.set_quiet(bool(core.get("quiet")))
         options = options_instance(getattr(plugin, group), groups.get(group, {}))
         module, function = runner
         import importlib  # the runner module pulls in torch: imported only when the command runs
 
-        getattr(importlib.import_module(module), function)(plugin, options, **core)
+        with messages.quiet_if(bool(core.get("quiet"))):
+            getattr(importlib.import_module(module), function)(plugin, options, **core)
 
     return body
 
@@ -75,12 +75,12 @@ def train_body(name: str, flags: list[Flag]) -> Callable[[dict[str, Any]], None]
         plugin = registry.load(name)
         groups = split_by_group(flags, values)
         core = groups.get("core", {})
-        messages.set_quiet(bool(core.get("quiet")))
         command = "gencli " + shlex.join(sys.argv[1:]) if sys.argv[1:] else f"gencli train {name}"
         from gencli.train import launch
 
-        launch(plugin, flags, groups, command=command, out=core.get("out"), resume=bool(core.get("resume")),
-               quiet=bool(core.get("quiet")))
+        with messages.quiet_if(bool(core.get("quiet"))):
+            launch(plugin, flags, groups, command=command, out=core.get("out"), resume=bool(core.get("resume")),
+                   quiet=bool(core.get("quiet")))
 
     return body
 

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _quiet = False
 
 
-def set_quiet(quiet: bool) -> None:
+@contextmanager
+def quiet_if(quiet: bool) -> Iterator[None]:
+    """Silence warnings and notes for the duration of one command (-q), restoring the previous state after."""
     global _quiet
-    _quiet = quiet
+    previous, _quiet = _quiet, quiet or _quiet
+    try:
+        yield
+    finally:
+        _quiet = previous
 
 
 def is_quiet() -> bool:
