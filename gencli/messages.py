@@ -20,10 +20,6 @@ def quiet_if(quiet: bool) -> Iterator[None]:
         _quiet = previous
 
 
-def is_quiet() -> bool:
-    return _quiet
-
-
 def warn(text: str) -> None:
     """Something the user should know about but that does not stop the command (e.g. skipped files)."""
     if not _quiet:
