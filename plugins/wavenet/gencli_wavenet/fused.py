@@ -25,6 +25,18 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
 
+@numba.njit(inline="always", fastmath=False, cache=False)
+def _relu_dense(x, w, b, out):  # pragma: no cover - compiled
+    """out = b + relu(x) @ w, skipping the zeros that relu leaves (about half of them)."""
+    for i in range(out.shape[0]):
+        out[i] = b[i]
+    for j in range(x.shape[0]):
+        v = x[j]
+        if v > 0.0:
+            for i in range(out.shape[0]):
+                out[i] += v * w[j, i]
+
+
 def _loop(u, temperature, step0, prev, cur, queues, offsets, dils, cond,
          tap_prev, tap_cur, causal_bias, w_past, w_cur, w_res, b_res, w_skip, b_skip,
          w_out1, b_out1, w_out2, b_out2, out, logits_out):  # pragma: no cover - compiled
@@ -70,20 +82,8 @@ def _loop(u, temperature, step0, prev, cur, queues, offsets, dils, cond,
                         h[i] += zj * w_res[l, j, i]
                 for i in range(r):
                     h[i] += b_res[l, i]
-            for i in range(s_ch):
-                hid[i] = b_out1[i]
-            for j in range(s_ch):
-                v = skip[j]
-                if v > 0.0:
-                    for i in range(s_ch):
-                        hid[i] += v * w_out1[j, i]
-            for i in range(classes):
-                logits[i] = b_out2[i]
-            for j in range(s_ch):
-                v = hid[j]
-                if v > 0.0:
-                    for i in range(classes):
-                        logits[i] += v * w_out2[j, i]
+            _relu_dense(skip, w_out1, b_out1, hid)  # relu -> 1x1
+            _relu_dense(hid, w_out2, b_out2, logits)  # relu -> 1x1 -> logits
             if logits_out.shape[0] > 0:
                 for i in range(classes):
                     logits_out[t, b, i] = logits[i]
