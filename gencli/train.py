@@ -34,6 +34,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -325,12 +326,33 @@ class Trainer:
     # -- run --
 
     def run(self) -> None:
+        dist = init_distributed(self.spec.engine.device)
+        if dist.world == 1:
+            self._run(dist)
+            return
+        import gc
+
+        import torch.distributed as torch_dist
+
+        try:
+            self._run(dist)
+            torch_dist.barrier()  # every rank is done before any tears the group down
+        except BaseException as error:
+            traceback.clear_frames(error.__traceback__)  # frees the model the failed frames still hold
+            raise
+        finally:
+            # The DDP model and its pending gloo work must be gone before the group is destroyed: left to
+            # interpreter shutdown, gloo's threads can abort the process ("terminate called without an
+            # active exception"), which torchrun reports as a failed run.
+            gc.collect()
+            torch_dist.destroy_process_group()
+
+    def _run(self, dist: Distributed) -> None:
         import torch
 
         from gencli.device import seed_everything
 
         engine = self.spec.engine
-        dist = init_distributed(engine.device)
         device = self._device(dist)
         if engine.batch_size % dist.world:
             raise UsageError(f"--batch-size {engine.batch_size} must divide evenly across {dist.world} processes")
@@ -401,11 +423,6 @@ class Trainer:
             progress.close()
         if dist.is_main and self.evaluate_at_end:
             self._finish(model, config, prepared.description, device, self._wall())
-        if dist.world > 1:
-            import torch.distributed as torch_dist
-
-            torch_dist.barrier()
-            torch_dist.destroy_process_group()
 
     def _wall(self) -> float:
         """Training wall time over every session of the run (saved in each checkpoint)."""
