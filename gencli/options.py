@@ -112,7 +112,7 @@ def dataclass_flags(cls: type, group: str) -> list[Flag]:
         if flag_type is None:
             label = getattr(hints[f.name], "__name__", None) or str(hints[f.name]).replace("typing.", "")
             raise ValueError(f"{cls.__name__}.{f.name}: type {label} cannot be a command-line flag "
-                             f"(use str, int, float, bool, Path or a Literal of strings)")
+                             f"(use str, int, float, bool, Path, a Literal of strings, or a list of str, int, float or Path)")
         short = f.metadata.get("short")
         if short is not None and not (isinstance(short, str) and len(short) == 2 and short[0] == "-"
                                       and short[1].isalpha()):
@@ -126,10 +126,15 @@ SCALAR_TYPES = (str, int, float, bool, Path)
 
 
 def flag_type_of(hint: Any) -> Any:
-    """The flag type for a field annotation (``X | None`` counts as X), or None when it is unsupported."""
+    """The flag type for a field annotation (``X | None`` counts as X), or None when it is unsupported.
+
+    ``list[X]`` of a scalar X is a repeatable flag: ``--reconstruct a.png --reconstruct b.png``.
+    """
     if hint in SCALAR_TYPES:
         return hint
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is list:
+        return hint if len(args) == 1 and args[0] in SCALAR_TYPES and args[0] is not bool else None
     if origin is typing.Literal:
         return hint if args and all(isinstance(a, str) for a in args) else None
     if origin in (typing.Union, types.UnionType):
@@ -201,6 +206,6 @@ def split_by_group(flags: list[Flag], values: dict[str, Any]) -> dict[str, dict[
     groups: dict[str, dict[str, Any]] = {}
     by_dest = {flag.dest: flag for flag in flags}
     for dest, value in values.items():
-        if value is not None:
+        if value is not None and value != []:  # Typer gives an untyped repeatable flag as []
             groups.setdefault(by_dest[dest].group, {})[dest] = value
     return groups

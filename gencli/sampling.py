@@ -12,6 +12,13 @@ from gencli.errors import UsageError
 from gencli.plugin import SampleRequest
 
 
+def _plain(value: Any) -> Any:
+    """A JSON-ready option value: paths as strings, lists item by item."""
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
+
+
 def provenance_of(plugin: Any, loaded: Any, seed: int, options: Any) -> dict[str, Any]:
     from gencli import __version__
 
@@ -20,8 +27,7 @@ def provenance_of(plugin: Any, loaded: Any, seed: int, options: Any) -> dict[str
         "weights": loaded.source.id,
         "weights_sha256": loaded.sha256,
         "seed": seed,
-        "options": {k: str(v) if not isinstance(v, (int, float, str, bool, type(None))) else v
-                    for k, v in dataclasses.asdict(options).items()},
+        "options": {k: _plain(v) for k, v in dataclasses.asdict(options).items()},
         "gencli_version": __version__,
     }
 

@@ -285,10 +285,23 @@ def test_cli_writes_a_grid_png(fake_weights: Path, tmp_path: Path) -> None:
     assert process.stdout == b"" and process.stderr.strip() == f"wrote {path}"
     provenance = png_provenance(path.read_bytes())
     assert provenance["plugin"] == "fakeimg" and provenance["seed"] == 3
-    assert provenance["options"] == {"brightness": 0.5, "pattern": "noise"}
+    assert provenance["options"] == {"brightness": 0.5, "pattern": "noise", "gain": []}
     assert provenance["weights"] == f"local:{fake_weights.resolve()}"
     with Image.open(path) as image:
         assert image.size == (2 * 6 + 2, 2 * 6 + 2)  # 2 x 2 grid of 4-pixel images
+
+
+def test_a_list_option_is_a_repeatable_flag(fake_weights: Path, tmp_path: Path) -> None:
+    env = gencli_env(PYTHONPATH=str(FAKES))
+    path = tmp_path / "red.png"
+    process = run_gencli("sample", "fakeimg", "--weights", str(fake_weights), "-n", "1", "--pattern", "flat",
+                         "-o", str(path), "--gain", "2", "--gain", "0", "--gain", "0", env=env)
+    assert process.returncode == 0, process.stderr
+    assert png_provenance(path.read_bytes())["options"]["gain"] == [2.0, 0.0, 0.0]
+    with Image.open(path) as image:
+        assert image.getpixel((0, 0)) == (255, 0, 0)  # flat 0.5 grey: red doubled, green and blue zeroed
+    bad = run_gencli("sample", "fakeimg", "--weights", str(fake_weights), "--gain", "x", "-o", str(path), env=env)
+    assert bad.returncode == 2 and "--gain" in bad.stderr
 
 
 @pytest.fixture

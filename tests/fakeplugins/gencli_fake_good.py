@@ -25,6 +25,7 @@ class TrainOptions:
 class SampleOptions:
     brightness: float = option(1.0, "Multiplies the pixel values [0, 2].")
     pattern: Literal["noise", "flat"] = option("noise", "noise: seeded random pixels; flat: one grey level.")
+    gain: list[float] = option([], "Per-channel multiplier; repeat the flag, once per channel.")
 
 
 @dataclass
@@ -66,7 +67,8 @@ class FakeImages:
             noise = torch.full((request.n, config.size, config.size, config.channels), 0.5)
         else:
             noise = torch.rand(request.n, config.size, config.size, config.channels, generator=generator)
-        pixels = (model(noise) * options.brightness).clamp(0, 1) * 255  # (N, H, W, C)
+        gain = torch.tensor(options.gain) if options.gain else torch.ones(config.channels)
+        pixels = (model(noise) * options.brightness * gain).clamp(0, 1) * 255  # (N, H, W, C)
         return Images(pixels.round().to(torch.uint8).cpu().numpy())
 
     def evaluate(self, model, config, options, request):

