@@ -43,6 +43,16 @@ def payload(output: Any) -> bytes:
     return b"".join(np.ascontiguousarray(line).tobytes() for line in output.lines)
 
 
+def _flat(batch: Any) -> Any:
+    """Every tensor of a batch (a tensor, a tuple/list or a dict of tensors) in one float vector."""
+    import torch
+
+    if isinstance(batch, dict):
+        batch = [batch[key] for key in sorted(batch)]
+    parts = batch if isinstance(batch, (tuple, list)) else [batch]
+    return torch.cat([t.float().flatten() for t in parts])
+
+
 class PluginContract:
     plugin: ClassVar[Any]
     tiny_config: ClassVar[dict[str, Any]] = {}
@@ -121,9 +131,8 @@ class PluginContract:
         first = prepared.data.batch(torch.Generator().manual_seed(5), self.batch_size)
         again = prepared.data.batch(torch.Generator().manual_seed(5), self.batch_size)
         other = prepared.data.batch(torch.Generator().manual_seed(6), self.batch_size)
-        flat = lambda b: torch.cat([t.float().flatten() for t in (b if isinstance(b, (tuple, list)) else [b])])
-        assert torch.equal(flat(first), flat(again))
-        assert not torch.equal(flat(first), flat(other))
+        assert torch.equal(_flat(first), _flat(again))
+        assert not torch.equal(_flat(first), _flat(other))
 
     def test_training_lowers_the_loss(self) -> None:
         import torch

@@ -177,7 +177,7 @@ def to_array(image: Any, size: int, channels: int) -> np.ndarray:
     converted = image.convert("L" if channels == 1 else "RGB")
     if converted.size != (size, size):
         converted = converted.resize((size, size), Image.Resampling.LANCZOS)
-    array = np.asarray(converted, dtype=np.uint8)
+    array = np.array(converted, dtype=np.uint8)  # a writable copy, as torch.from_numpy wants
     return array[:, :, None] if channels == 1 else array
 
 
