@@ -1,0 +1,237 @@
+"""The layers of PixelRNN (van den Oord, Kalchbrenner and Kavukcuoglu 2016): masked convolutions, the
+PixelCNN residual block, the Row LSTM and the Diagonal BiLSTM.
+
+Every layer maps a feature map (B, width, H, W) to one of the same shape, and the feature at pixel (i, j)
+depends only on pixels before (i, j) in raster order. With several colour channels, feature maps are split
+into contiguous groups (R, G, B): a group-g feature at (i, j) may also see colours < g of that pixel (mask A,
+the first layer) or features of groups <= g (mask B, every later layer).
+
+Each layer also runs *incrementally* for the fast sampler, one row at a time (see ``sampling.py``):
+``start(batch, width)`` makes its per-image state, ``step(rows, state, j)`` recomputes the output row i from
+the last ``reach + 1`` input rows once pixel (i, j) changed (outputs right of j may be stale: nothing causal
+reads them before they are recomputed), and ``end_row(row, state)`` commits what the next row needs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def channel_groups(width: int, colours: int) -> torch.Tensor:
+    """Colour group of each of ``width`` channels: contiguous thirds for RGB, all 0 for one colour."""
+    return torch.arange(width) * colours // width
+
+
+class MaskedConv2d(nn.Module):
+    """A ``kernel`` convolution that sees only rows above and, in the centre row, pixels to the left, plus
+    (at the centre) the allowed colour groups: mask A ``out > in``, mask B ``out >= in``.
+
+    Only the causal rows of the kernel are stored, (kh // 2 + 1, kw), padded at the top alone: half the
+    multiply-adds of a full kernel with its bottom half zeroed, and ``reach`` = how many rows above it reads.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, int], mask: str, colours: int,
+                 out_groups: torch.Tensor | None = None) -> None:
+        super().__init__()
+        kh, kw = kernel
+        self.reach, self.half_width = kh // 2, kw // 2
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, self.reach + 1, kw))
+        self.bias = nn.Parameter(torch.empty(out_channels))
+        fan_in = in_channels * (self.reach * kw + self.half_width + 1)  # the taps the mask leaves
+        nn.init.uniform_(self.weight, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
+        nn.init.uniform_(self.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
+        out_groups = channel_groups(out_channels, colours) if out_groups is None else out_groups
+        in_groups = channel_groups(in_channels, colours)
+        allowed = out_groups[:, None] > in_groups[None, :] if mask == "A" else out_groups[:, None] >= in_groups[None, :]
+        keep = torch.ones(out_channels, in_channels, self.reach + 1, kw)
+        keep[:, :, -1, self.half_width + 1:] = 0  # right of the centre in the centre row
+        keep[:, :, -1, self.half_width] = allowed.float()
+        self.register_buffer("mask", keep, persistent=False)  # rebuilt from the config, never saved
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (self.half_width, self.half_width, self.reach, 0))  # no bottom padding: nothing below is read
+        return F.conv2d(x, self.weight * self.mask, self.bias)
+
+
+def lstm_cell(gates: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LSTM update; ``gates`` (B, 4h, ...) interleaved per unit as (h, 4) so a unit's four gates share
+    its colour group, ``cell`` (B, h, ...)."""
+    unit_gates = gates.unflatten(1, (-1, 4))  # (B, h, 4, ...)
+    i, f, o, g = unit_gates.unbind(2)
+    cell = torch.sigmoid(f) * cell + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(cell), cell
+
+
+def gate_groups(hidden: int, colours: int) -> torch.Tensor:
+    """Colour groups of the 4h gate channels laid out (h, 4): each unit's four gates in its group."""
+    return channel_groups(hidden, colours).repeat_interleave(4)
+
+
+class ResidualConvBlock(nn.Module):
+    """PixelCNN residual block: ReLU, masked k x k conv (mask B), ReLU, 1 x 1 conv, added to the input."""
+
+    def __init__(self, width: int, colours: int, kernel: int = 3) -> None:
+        super().__init__()
+        self.conv = MaskedConv2d(width, width, (kernel, kernel), "B", colours)
+        self.mix = MaskedConv2d(width, width, (1, 1), "B", colours)
+        self.reach = self.conv.reach
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mix(F.relu(self.conv(F.relu(x))))
+
+    def start(self, batch: int, width: int, like: torch.Tensor) -> Any:
+        return None  # convolutions carry no state: the cached input rows are all they need
+
+    def step(self, rows: torch.Tensor, state: Any, j: int) -> torch.Tensor:
+        return self.forward(rows)[:, :, -1:]  # rows (B, C, reach+1, W) -> the last row (B, C, 1, W)
+
+    def end_row(self, row: torch.Tensor, state: Any) -> None:
+        return None
+
+
+class RowLSTMBlock(nn.Module):
+    """Row LSTM (section 3.1): rows top to bottom, each row's state computed at once from
+    an input-to-state 1 x 3 conv over the current row (mask B) and a state-to-state 1 x 3 conv over the
+    row above's hidden state; its context is the triangle above the pixel. A 1 x 1 conv of the h hidden units
+    back to ``width`` (= 2h in the paper) is added to the input (the residual connection)."""
+
+    def __init__(self, width: int, colours: int) -> None:
+        super().__init__()
+        hidden = max(1, width // 2)
+        self.input_to_state = MaskedConv2d(width, 4 * hidden, (1, 3), "B", colours, gate_groups(hidden, colours))
+        self.state_to_state = nn.Conv1d(hidden, 4 * hidden, 3, padding=1)  # the row above is complete: no mask
+        self.residual = MaskedConv2d(hidden, width, (1, 1), "B", colours)
+        self.hidden, self.reach = hidden, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = x.shape
+        gates_in = self.input_to_state(x)  # (B, 4h, H, W), all rows in one convolution
+        h = c = x.new_zeros(batch, self.hidden, width)
+        rows = []
+        for i in range(height):
+            h, c = lstm_cell(gates_in[:, :, i] + self.state_to_state(h), c)  # (B, h, W)
+            rows.append(h)
+        return x + self.residual(torch.stack(rows, dim=2))
+
+    def start(self, batch: int, width: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        zeros = like.new_zeros(batch, self.hidden, width)
+        return {"h": zeros, "c": zeros, "next_h": zeros, "next_c": zeros}
+
+    def step(self, rows: torch.Tensor, state: dict[str, torch.Tensor], j: int) -> torch.Tensor:
+        gates = self.input_to_state(rows)[:, :, 0] + self.state_to_state(state["h"])
+        state["next_h"], state["next_c"] = lstm_cell(gates, state["c"])  # committed at the end of the row
+        return rows + self.residual(state["next_h"][:, :, None])
+
+    def end_row(self, row: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
+        # The last step of a row saw every pixel its states depend on, so its states are final.
+        state["h"], state["c"] = state["next_h"], state["next_c"]
+
+
+def skew(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, H, H + W - 1): row i shifted right by i, so each column is a diagonal."""
+    batch, channels, height, width = x.shape
+    padded = F.pad(x, (0, height))  # (B, C, H, W + H)
+    return padded.flatten(2)[:, :, : height * (width + height - 1)].view(batch, channels, height, width + height - 1)
+
+
+def unskew(x: torch.Tensor, width: int) -> torch.Tensor:
+    """The inverse of ``skew``: (B, C, H, H + W - 1) -> (B, C, H, W)."""
+    batch, channels, height, _ = x.shape
+    padded = F.pad(x.flatten(2), (0, height)).view(batch, channels, height, width + height)
+    return padded[:, :, :, :width]
+
+
+class DiagonalLSTM(nn.Module):
+    """One direction of the Diagonal BiLSTM (section 3.2): a 1 x 1 input-to-state conv (mask B) and a
+    column-wise LSTM over the skewed map whose state-to-state 2 x 1 conv reads the previous diagonal at the
+    row above and the same row, i.e. the states above and to the left of each pixel."""
+
+    def __init__(self, width: int, hidden: int, colours: int) -> None:
+        super().__init__()
+        self.input_to_state = MaskedConv2d(width, 4 * hidden, (1, 1), "B", colours, gate_groups(hidden, colours))
+        self.state_to_state = nn.Conv1d(hidden, 4 * hidden, 2)  # taps: (row above, same row) of the last column
+        self.hidden = hidden
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = x.shape
+        gates_in = skew(self.input_to_state(x))  # (B, 4h, H, H + W - 1)
+        # Only real pixels of the skewed map carry state; padding positions stay exactly zero.
+        rows = torch.arange(height, device=x.device)[:, None]
+        columns = torch.arange(height + width - 1, device=x.device)[None, :]
+        real = ((columns >= rows) & (columns < rows + width)).to(x.dtype)  # (H, H + W - 1)
+        h = c = x.new_zeros(batch, self.hidden, height)
+        diagonals = []
+        for k in range(height + width - 1):
+            gates = gates_in[:, :, :, k] + self.state_to_state(F.pad(h, (1, 0)))  # (B, 4h, H)
+            h, c = lstm_cell(gates, c)
+            h, c = h * real[:, k], c * real[:, k]
+            diagonals.append(h)
+        return unskew(torch.stack(diagonals, dim=3), width)  # (B, h, H, W)
+
+    def cell_at(self, gates_in: torch.Tensor, above: torch.Tensor, beside: torch.Tensor, beside_cell: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One pixel's state from its input gates (B, 4h) and the neighbouring states (B, h): the one above and
+        the one beside (left going forward; right for the mirrored backward direction)."""
+        weight = self.state_to_state.weight  # (4h, h, 2)
+        gates = gates_in + above @ weight[:, :, 0].T + beside @ weight[:, :, 1].T + self.state_to_state.bias
+        return lstm_cell(gates, beside_cell)
+
+
+class DiagonalBiLSTMBlock(nn.Module):
+    """Diagonal BiLSTM layer: a forward diagonal LSTM (context above and to the left) plus a backward one run
+    on the mirrored map (above and to the right), whose output is shifted down one row so that it only sees
+    complete rows and stays causal. Together they see every earlier pixel but the last one of the row above
+    (which only the first layer's window can reach). Their sum is mapped back
+    to ``width`` by a 1 x 1 conv and added to the input."""
+
+    def __init__(self, width: int, colours: int) -> None:
+        super().__init__()
+        hidden = max(1, width // 2)
+        self.forward_lstm = DiagonalLSTM(width, hidden, colours)
+        self.backward_lstm = DiagonalLSTM(width, hidden, colours)
+        self.residual = MaskedConv2d(hidden, width, (1, 1), "B", colours)
+        self.hidden, self.reach = hidden, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ahead = self.forward_lstm(x)
+        behind = self.backward_lstm(x.flip(3)).flip(3)
+        behind = F.pad(behind, (0, 0, 1, 0))[:, :, :-1]  # shift down one row: row i sees rows < i only
+        return x + self.residual(ahead + behind)
+
+    def start(self, batch: int, width: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        zeros = like.new_zeros(batch, self.hidden, width)
+        # h, c: forward states of the row above; row_h, row_c: of this row so far; behind: backward states
+        # of the row above (this row's shifted backward input, and the next backward sweep's "above").
+        return {name: zeros.clone() for name in ("h", "c", "row_h", "row_c", "behind")}
+
+    def step(self, rows: torch.Tensor, state: dict[str, torch.Tensor], j: int) -> torch.Tensor:
+        # Only pixel j's forward state is new: its neighbours above (last row) and left (this row) are final.
+        gates = self.forward_lstm.input_to_state(rows[:, :, :, j:j + 1])[:, :, 0, 0]  # (B, 4h)
+        left_h = state["row_h"][:, :, j - 1] if j > 0 else torch.zeros_like(state["h"][:, :, 0])
+        left_c = state["row_c"][:, :, j - 1] if j > 0 else torch.zeros_like(state["c"][:, :, 0])
+        h, c = self.forward_lstm.cell_at(gates, state["h"][:, :, j], left_h, left_c)
+        state["row_h"][:, :, j], state["row_c"][:, :, j] = h, c
+        return rows + self.residual((state["row_h"] + state["behind"])[:, :, None])
+
+    def end_row(self, row: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
+        # The backward direction for this finished row, swept right to left; the next row reads it (shifted).
+        gates = self.backward_lstm.input_to_state(row)[:, :, 0]  # (B, 4h, W)
+        width = row.shape[-1]
+        above_h = state["behind"]
+        back_h, back_c = torch.zeros_like(state["h"]), torch.zeros_like(state["c"])
+        for j in range(width - 1, -1, -1):
+            right_h = back_h[:, :, j + 1] if j + 1 < width else torch.zeros_like(back_h[:, :, 0])
+            right_c = back_c[:, :, j + 1] if j + 1 < width else torch.zeros_like(back_c[:, :, 0])
+            back_h[:, :, j], back_c[:, :, j] = self.backward_lstm.cell_at(gates[:, :, j], above_h[:, :, j],
+                                                                          right_h, right_c)
+        state["behind"] = back_h
+        state["h"], state["c"] = state["row_h"], state["row_c"]
+        state["row_h"], state["row_c"] = torch.zeros_like(state["h"]), torch.zeros_like(state["c"])
+
+
+BLOCKS = {"pixelcnn": ResidualConvBlock, "row-lstm": RowLSTMBlock, "diagonal-bilstm": DiagonalBiLSTMBlock}
