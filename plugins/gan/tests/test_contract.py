@@ -1,0 +1,49 @@
+"""The shared plugin contract for gan, dcgan and cgan, on tiny models."""
+
+from __future__ import annotations
+
+import torch
+
+from gencli.testing import PluginContract
+from gencli_gan import cgan, dcgan, gan
+
+TINY_EVAL = {"samples": 50}
+
+
+class GANContract(PluginContract):
+    tiny_eval_options = TINY_EVAL
+
+    def test_training_lowers_the_loss(self) -> None:
+        """A GAN's combined loss is a game's value, not something training lowers: D and G pull it in
+        opposite directions. What must hold instead: each player, trained on the combined scalar while its
+        opponent stays fixed, lowers its own loss."""
+        for player, key in (("discriminator", "d_loss"), ("generator", "g_loss")):
+            model, prepared, options = self._model()
+            batch = prepared.data.batch(torch.Generator().manual_seed(0), 16)
+            optimizer = torch.optim.Adam(getattr(model, player).parameters(), lr=1e-2)
+            model.train()
+            losses = []
+            for _ in range(self.train_steps):
+                loss, metrics = self.plugin.loss(model, batch, options)
+                assert loss.dim() == 0 and torch.isfinite(loss)
+                assert all(isinstance(v, float) for v in metrics.values())
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append(metrics[key])
+            assert losses[-1] < losses[0] * 0.9, f"{key} went {losses[0]:.4f} -> {losses[-1]:.4f}"
+
+
+class TestGANContract(GANContract):
+    plugin = gan
+    tiny_config = {"z_dim": 8, "g_hidden": 32, "d_units": 16, "d_pieces": 2}
+
+
+class TestDCGANContract(GANContract):
+    plugin = dcgan
+    tiny_config = {"z_dim": 8, "base_channels": 4}
+
+
+class TestCGANContract(GANContract):
+    plugin = cgan
+    tiny_config = {"z_dim": 8, "base_channels": 4}
