@@ -1,0 +1,159 @@
+"""What the RBM and the DBM share: binary image data, Gibbs-chain pictures, filters, features and the AIS schedule."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from gencli.data.images import EMBEDDED, ImageBatches, fixed_binarization, holdout_split, load_image, load_images
+from gencli.errors import UsageError
+from gencli.plugin import Images, Prepared, Text
+
+
+# ---- data ---------------------------------------------------------------------------------------------------
+
+
+def training_images(data: str | None, size: int) -> Any:
+    """The training images: the embedded train split, or a folder's part that evaluation does not hold out."""
+    if data is None or data == EMBEDDED:
+        return load_images(None, size, 1, split="train")
+    train, _ = holdout_split(load_images(data, size, 1))
+    return train
+
+
+def prepare(data: str | None, config: Any, options: Any) -> Prepared:
+    images = training_images(data, config.image_size)
+    # Recorded in the config because configure_optimizer sees only the model (built from the config).
+    config.momentum = options.momentum
+    if hasattr(config, "weight_decay"):
+        config.weight_decay = options.weight_decay
+    return Prepared(config, ImageBatches(images, binary=True), images.description + ", binarized per batch")
+
+
+@dataclass
+class HeldOut:
+    test: torch.Tensor  # float 0/1 (N, V): the fixed binarization of the held-out images
+    base_rate: torch.Tensor  # (V,) mean intensity of the training images: AIS's base-rate model
+    train_images: int
+    description: str
+
+
+def held_out(data: str | None, size: int) -> HeldOut:
+    if data is None or data == EMBEDDED:
+        train, test = load_images(None, size, 1, "train"), load_images(None, size, 1, "test")
+        binary = fixed_binarization(test, "test")
+    else:
+        train, test = holdout_split(load_images(data, size, 1))
+        binary = fixed_binarization(test, "test")
+    base_rate = train.pixels.float().flatten(1).mean(0) / 255.0
+    return HeldOut(binary.flatten(1), base_rate, train.pixels.shape[0], test.description)
+
+
+def base_rate_bias(base_rate: torch.Tensor, images: int) -> torch.Tensor:
+    """Visible biases of the base-rate model (Salakhutdinov and Murray 2008): the logit of each pixel's mean,
+    smoothed like one extra half-on image so that never-lit pixels get a finite bias."""
+    smoothed = (base_rate * images + 0.5) / (images + 1.0)
+    return torch.log(smoothed) - torch.log1p(-smoothed)
+
+
+# ---- annealed importance sampling -------------------------------------------------------------------------
+
+
+def ais_betas(count: int) -> torch.Tensor:
+    """Inverse temperatures 0 = beta_0 < ... < beta_K = 1 with ``count`` intermediate ones, spaced as in
+    Salakhutdinov and Murray (2008): 500 in [0, 0.5], 4,000 in [0.5, 0.9], 10,000 in [0.9, 1] out of
+    14,500, scaled proportionally for other counts (denser where the distribution changes fastest)."""
+    if count < 3:
+        raise UsageError("--ais-betas must be at least 3")
+    first = max(1, round(count * 500 / 14500))
+    second = max(1, round(count * 4000 / 14500))
+    third = max(1, count - first - second)
+    parts = [torch.linspace(0.0, 0.5, first + 1, dtype=torch.float64)[:-1],
+             torch.linspace(0.5, 0.9, second + 1, dtype=torch.float64)[:-1],
+             torch.linspace(0.9, 1.0, third + 1, dtype=torch.float64)]
+    return torch.cat(parts)
+
+
+def log_mean_exp_with_spread(log_weights: torch.Tensor) -> tuple[float, float]:
+    """(log of the mean importance weight, its standard error in nats by the delta method)."""
+    runs = log_weights.numel()
+    top = log_weights.max()
+    relative = torch.exp(log_weights - top)
+    mean = relative.mean()
+    log_mean = float(top + torch.log(mean))
+    spread = float(relative.std(unbiased=True) / (math.sqrt(runs) * mean)) if runs > 1 else float("nan")
+    return log_mean, spread
+
+
+def check_ais_options(options: Any) -> None:
+    if options.ais_runs < 1:
+        raise UsageError("--ais-runs must be at least 1")
+    ais_betas(options.ais_betas)
+
+
+# ---- sampling helpers -------------------------------------------------------------------------------------
+
+
+def bernoulli(probability: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return (torch.rand(probability.shape, generator=generator, device=probability.device) < probability).to(
+        probability.dtype)
+
+
+def to_images(probability: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, V) probabilities in [0, 1] -> uint8 (N, size, size, 1)."""
+    return (probability.clamp(0, 1) * 255).round().to(torch.uint8).reshape(-1, size, size, 1).cpu()
+
+
+def run_chains(step: Callable[[], torch.Tensor], n: int, options: Any, request: Any, size: int) -> Images:
+    """Drive ``step`` (one Gibbs sweep returning the visible probabilities (n, V)) for --gibbs-steps sweeps;
+    the last images, or with --chain ``snapshots`` images per chain evenly spaced over the sweeps."""
+    if options.gibbs_steps < 1:
+        raise UsageError("--gibbs-steps must be at least 1")
+    if options.chain and options.snapshots < 2:
+        raise UsageError("--snapshots must be at least 2")
+    keep = set()
+    if options.chain:
+        keep = {round(i * options.gibbs_steps / (options.snapshots - 1)) for i in range(options.snapshots)}
+        keep.discard(0)
+        keep.add(1)
+    frames, visible = [], None
+    request.progress(0, options.gibbs_steps)
+    for sweep in range(1, options.gibbs_steps + 1):
+        visible = step()
+        if sweep in keep:
+            frames.append(to_images(visible, size))
+        if sweep % 50 == 0 or sweep == options.gibbs_steps:
+            request.progress(sweep, options.gibbs_steps)
+    if not options.chain:
+        return Images(to_images(visible, size).numpy())
+    grid = torch.stack(frames, dim=1).reshape(-1, size, size, 1)  # (n chains x snapshots) row by row
+    return Images(grid.numpy(), columns=len(frames))
+
+
+def filter_images(weights: torch.Tensor, n: int, size: int) -> Images:
+    """First-layer weights (V, H) as images, each unit's filter stretched to its own min..max."""
+    count = min(weights.shape[1], 100 if n == 1 else n)
+    filters = weights[:, :count].T.float()  # (count, V)
+    low = filters.min(dim=1, keepdim=True).values
+    high = filters.max(dim=1, keepdim=True).values
+    return Images(to_images((filters - low) / (high - low).clamp_min(1e-12), size).numpy())
+
+
+def image_probabilities(path: Any, size: int) -> torch.Tensor:
+    """An image file as pixel-on probabilities (1, V): the mean-field input of the first layer."""
+    return load_image(path, size, 1).float().reshape(1, -1) / 255.0
+
+
+def features_text(inputs: torch.Tensor, top: int, layer: str) -> Text:
+    """The ``top`` most active hidden units of one image, from their total inputs (logits), as lines of text;
+    ranking by input keeps saturated units (p(on) 1.0000) in a meaningful order."""
+    if top < 1:
+        raise UsageError("--top must be at least 1")
+    values, units = inputs.flatten().topk(min(top, inputs.numel()))
+    lines = [f"{layer} unit {int(u):>4}  p(on) {float(torch.sigmoid(v)):.4f}  input {float(v):+8.2f}\n"
+             for v, u in zip(values, units)]
+    return Text([f"most active {layer} units (of {inputs.numel()}):\n", *lines])
