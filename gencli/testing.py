@@ -134,12 +134,17 @@ class PluginContract:
         assert torch.equal(_flat(first), _flat(again))
         assert not torch.equal(_flat(first), _flat(other))
 
-    def test_training_lowers_the_loss(self) -> None:
+    def _train_on_one_batch(self, model: Any, prepared: Any, options: Any, parameters: Any,
+                            metric: str | None = None, batch_size: int | None = None) -> list[float]:
+        """Adam on ``parameters`` for ``train_steps`` steps of one fixed batch; the loss (or ``metric``) per step.
+
+        A plugin whose loss is not something training lowers (a GAN's game value) overrides
+        ``test_training_lowers_the_loss`` with this, e.g. training one player and watching its own metric.
+        """
         import torch
 
-        model, prepared, options = self._model()
-        batch = prepared.data.batch(torch.Generator().manual_seed(0), self.batch_size)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        batch = prepared.data.batch(torch.Generator().manual_seed(0), batch_size or self.batch_size)
+        optimizer = torch.optim.Adam(parameters, lr=1e-2)
         model.train()
         losses = []
         for _ in range(self.train_steps):
@@ -149,7 +154,12 @@ class PluginContract:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            losses.append(float(loss.detach()))
+            losses.append(metrics[metric] if metric else float(loss.detach()))
+        return losses
+
+    def test_training_lowers_the_loss(self) -> None:
+        model, prepared, options = self._model()
+        losses = self._train_on_one_batch(model, prepared, options, model.parameters())
         assert losses[-1] < losses[0] * 0.9, f"loss went {losses[0]:.4f} -> {losses[-1]:.4f}"
 
     def test_sampling_is_seeded_and_typed(self) -> None:

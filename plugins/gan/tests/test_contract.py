@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from gencli.testing import PluginContract
 from gencli_gan import cgan, dcgan, gan
 
@@ -19,18 +17,8 @@ class GANContract(PluginContract):
         opponent stays fixed, lowers its own loss."""
         for player, key in (("discriminator", "d_loss"), ("generator", "g_loss")):
             model, prepared, options = self._model()
-            batch = prepared.data.batch(torch.Generator().manual_seed(0), 16)
-            optimizer = torch.optim.Adam(getattr(model, player).parameters(), lr=1e-2)
-            model.train()
-            losses = []
-            for _ in range(self.train_steps):
-                loss, metrics = self.plugin.loss(model, batch, options)
-                assert loss.dim() == 0 and torch.isfinite(loss)
-                assert all(isinstance(v, float) for v in metrics.values())
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                losses.append(metrics[key])
+            losses = self._train_on_one_batch(model, prepared, options, getattr(model, player).parameters(),
+                                              metric=key, batch_size=16)
             assert losses[-1] < losses[0] * 0.9, f"{key} went {losses[0]:.4f} -> {losses[-1]:.4f}"
 
 
