@@ -12,6 +12,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib leaves tests/ off sys.path
 
+# One torch thread in each test process (this file loads first in every xdist worker, before the plugins'
+# tests import torch): `pytest -n 2` already fills both cores, and more OpenMP threads than cores made small
+# in-process tests wait on each other, up to 50x slower when the machine was busy.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+if "torch" in sys.modules:
+    sys.modules["torch"].set_num_threads(1)
+
 
 def gencli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GENCLI_", "HF_"))}
