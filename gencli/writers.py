@@ -229,7 +229,8 @@ def wav_bytes(output: Audio, provenance: dict[str, Any], gap_seconds: float = 0.
 
 
 def stroke_paths(output: Strokes, line_gap: float = 1.5) -> tuple[list[list[tuple[float, float]]], tuple]:
-    """Absolute pen-down polylines for all lines (stacked vertically) and their bounding box."""
+    """Absolute pen-down polylines for all lines (stacked vertically, a gap of ``line_gap`` / 2 line heights
+    between one line's lowest ink and the next line's highest) and their bounding box."""
     import numpy as np
 
     polylines: list[list[tuple[float, float]]] = []
@@ -237,7 +238,8 @@ def stroke_paths(output: Strokes, line_gap: float = 1.5) -> tuple[list[list[tupl
     for line in output.lines:
         line = np.asarray(line, dtype=np.float64)
         xy = np.cumsum(line[:, :2], axis=0)
-        xy[:, 1] += y_offset
+        if len(xy):  # each line's highest ink sits below the line above (tall letters rise above the start)
+            xy[:, 1] += y_offset - xy[:, 1].min()
         current: list[tuple[float, float]] = []
         for (x, y), pen_up in zip(xy, line[:, 2]):
             current.append((float(x), float(y)))

@@ -160,6 +160,16 @@ def test_strokes_are_an_svg_with_provenance_in_its_metadata(tmp_path: Path) -> N
     assert png_provenance(png.read_bytes()) == PROVENANCE
 
 
+def test_stacked_lines_never_overlap_even_when_ink_rises_above_the_start() -> None:
+    rising = np.array([[0, 0, 0], [2, -8, 0], [2, 8, 1], [4, 0, 0], [1, 3, 1]], dtype=np.float32)  # a tall letter
+    polylines, _ = writers.stroke_paths(Strokes([rising, rising]), line_gap=1.5)
+    first, second = polylines[:2], polylines[2:]
+    lowest_of_first = max(y for poly in first for _, y in poly)
+    highest_of_second = min(y for poly in second for _, y in poly)
+    height = lowest_of_first - min(y for poly in first for _, y in poly)
+    assert highest_of_second - lowest_of_first == pytest.approx(0.75 * height)  # line_gap / 2 line heights
+
+
 # ---- WAV --------------------------------------------------------------------------------------------
 
 
