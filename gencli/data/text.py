@@ -45,3 +45,18 @@ def split(text: str) -> tuple[str, str]:
     """(train, held-out): a contiguous tail is held out so no held-out sentence leaks into training."""
     cut = int(len(text) * (1 - HELD_OUT_FRACTION))
     return text[:cut], text[cut:]
+
+
+class Vocabulary:
+    """Characters <-> indices in the order of ``characters`` (a model saves that string in its config)."""
+
+    def __init__(self, characters: str) -> None:
+        self.characters = characters
+        self.index = {ch: i for i, ch in enumerate(characters)}
+
+    def unknown(self, text: str) -> list[str]:
+        """The characters of ``text`` outside the vocabulary, sorted (for a one-line refusal)."""
+        return sorted(set(text) - set(self.index))
+
+    def indices(self, text: str) -> list[int]:
+        return [self.index[ch] for ch in text]

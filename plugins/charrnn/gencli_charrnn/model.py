@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gencli.data.text import load_text, split
+from gencli.data.text import Vocabulary, load_text, split
 from gencli.errors import UsageError
 from gencli.plugin import EvalRequest, Prepared, SampleRequest, Text
 
@@ -31,16 +31,9 @@ class CharLSTM(nn.Module):
         return self.head(self.drop(h)), state  # (B, T, V)
 
 
-class Codec:
-    def __init__(self, vocab: str) -> None:
-        self.vocab = vocab
-        self.index = {ch: i for i, ch in enumerate(vocab)}
-
-    def unknown(self, text: str) -> list[str]:
-        return sorted(set(text) - set(self.index))
-
+class Codec(Vocabulary):
     def encode(self, text: str) -> torch.Tensor:
-        return torch.tensor([self.index[ch] for ch in text], dtype=torch.long)
+        return torch.tensor(self.indices(text), dtype=torch.long)
 
 
 class TextBatches:
@@ -99,7 +92,7 @@ def _stream(model: CharLSTM, codec: Codec, options: Any, request: SampleRequest)
     device, n = request.device, request.n
     generator = torch.Generator(device=device).manual_seed(request.seed)
     with torch.inference_mode():
-        prime = options.prime or codec.vocab[_start_index(codec)]
+        prime = options.prime or codec.characters[_start_index(codec)]
         yield options.prime
         ids = codec.encode(prime).to(device).expand(n, -1)  # (N, P)
         logits, state = model(ids)  # one pass over the prime builds the LSTM state
@@ -108,10 +101,10 @@ def _stream(model: CharLSTM, codec: Codec, options: Any, request: SampleRequest)
         for _ in range(options.length):
             next_ids = _draw(logits, options, generator)  # (N,)
             if n == 1:
-                yield codec.vocab[int(next_ids[0])]
+                yield codec.characters[int(next_ids[0])]
             else:
                 for row, index in zip(outputs, next_ids.tolist()):
-                    row.append(codec.vocab[index])
+                    row.append(codec.characters[index])
             logits, state = model(next_ids[:, None], state)  # one cell step per character
             logits = logits[:, -1]
         if n > 1:

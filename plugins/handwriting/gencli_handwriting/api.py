@@ -27,7 +27,7 @@ def prepare(data: str | None, config: Any, options: Any) -> Prepared:
     train_lines, _ = split(lines)
     if config.arch == "synthesis":
         config.alphabet = config.alphabet or "".join(sorted({ch for line in lines for ch in line.text}))
-        missing = Alphabet(config.alphabet).missing("".join(line.text for line in train_lines))
+        missing = Alphabet(config.alphabet).unknown("".join(line.text for line in train_lines))
         if missing:
             raise UsageError(f"training text has characters outside the model's alphabet: {''.join(missing)!r}")
     config.offset_scale = config.offset_scale or offset_scale(train_lines)
@@ -68,7 +68,7 @@ def sample(model: HandwritingNet, config: Any, options: Any, request: SampleRequ
         if not texts:
             raise UsageError("--text is empty")
         alphabet = Alphabet(config.alphabet)
-        missing = alphabet.missing("".join(texts) + (prime.text if prime is not None else ""))
+        missing = alphabet.unknown("".join(texts) + (prime.text if prime is not None else ""))
         if missing:
             raise UsageError(f"characters not in the model's alphabet: {' '.join(repr(c) for c in missing)} "
                              f"(it knows {config.alphabet!r})")
@@ -90,7 +90,7 @@ def evaluate(model: HandwritingNet, config: Any, options: Any, request: EvalRequ
     held_out = held_out[: options.max_lines]
     alphabet = Alphabet(config.alphabet)
     if model.synthesis:
-        missing = alphabet.missing("".join(line.text for line in held_out))
+        missing = alphabet.unknown("".join(line.text for line in held_out))
         if missing:
             raise UsageError(f"evaluation lines have characters outside the model's alphabet: {''.join(missing)!r}")
     total, points_seen = 0.0, 0

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from gencli.data.text import Vocabulary
 from gencli.errors import UsageError
 from gencli.weights import atomic_write
 from gencli_handwriting.strokes import Line, load_iam
@@ -87,18 +88,11 @@ def normalise(offsets: np.ndarray, scale: float) -> np.ndarray:
     return out
 
 
-class Alphabet:
+class Alphabet(Vocabulary):
     """Characters <-> indices for the attention window (index order = Config.alphabet)."""
 
-    def __init__(self, characters: str) -> None:
-        self.characters = characters
-        self.index = {ch: i for i, ch in enumerate(characters)}
-
-    def missing(self, text: str) -> list[str]:
-        return sorted(set(text) - set(self.index))
-
     def encode(self, text: str) -> np.ndarray:
-        return np.asarray([self.index[ch] for ch in text], dtype=np.int64)
+        return np.asarray(self.indices(text), dtype=np.int64)
 
 
 class LineBatches:

@@ -110,7 +110,7 @@ def test_synthetic_corpus_is_seeded_and_in_the_alphabet() -> None:
     first, again, other = synthetic.corpus(4, seed=1), synthetic.corpus(4, seed=1), synthetic.corpus(4, seed=2)
     assert all(a.text == b.text and np.array_equal(a.offsets, b.offsets) for a, b in zip(first, again))
     assert [line.text for line in first] != [line.text for line in other]
-    assert not Alphabet(ALPHABET).missing("".join(line.text for line in first))
+    assert not Alphabet(ALPHABET).unknown("".join(line.text for line in first))
     assert all(line.offsets[-1, 2] == 1.0 and line.offsets.shape[1] == 3 for line in first)
 
 
