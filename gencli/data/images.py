@@ -14,6 +14,7 @@ Pixels travel as uint8 tensors (N, C, H, W); a plugin converts them to whatever 
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.util
 from dataclasses import dataclass
@@ -62,7 +63,9 @@ def mnist_file() -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=1)
 def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The parsed file, once per process (evaluation reads several splits); callers index copies out of it."""
     import numpy as np
 
     with gzip.open(mnist_file(), "rt") as handle:
@@ -197,10 +200,25 @@ def load_image(path: Path | str, size: int, channels: int) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
+def is_embedded(source: str | None) -> bool:
+    """Whether --data means the embedded digits (omitted, or named)."""
+    return source is None or source == EMBEDDED
+
+
+def data_split(source: str | None, split: Split, size: int = 28, channels: int | None = None, *,
+               fraction: float = 0.1, seed: int = 0) -> ImageSet:
+    """The images a plugin trains on (``train``) or scores (``valid``/``test``) for a --data as typed: the
+    embedded set's named split, or for a folder its fixed training part or its held-out ``fraction``."""
+    if is_embedded(source):
+        return load_images(None, size, channels or 1, split)
+    train, held = holdout_split(load_folder(source, size, channels), fraction, seed)  # type: ignore[arg-type]
+    return train if split == "train" else held
+
+
 def load_images(source: str | None, size: int = 28, channels: int | None = None,
                 split: Split = "train") -> ImageSet:
     """--data as typed: None or ``mnist-5k`` for a split of the embedded digits, else a folder (all of it)."""
-    if source is None or source == EMBEDDED:
+    if is_embedded(source):
         images = mnist(split)
         if size != 28 or channels == 3:
             images = _reshape(images, size, channels or 1)

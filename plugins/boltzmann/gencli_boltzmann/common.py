@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from gencli.data.images import EMBEDDED, ImageBatches, fixed_binarization, holdout_split, load_image, load_images
+from gencli.data.images import ImageBatches, data_split, fixed_binarization, load_image
 from gencli.errors import UsageError
 from gencli.plugin import Images, Prepared, Text
 
@@ -19,10 +19,7 @@ from gencli.plugin import Images, Prepared, Text
 
 def training_images(data: str | None, size: int) -> Any:
     """The training images: the embedded train split, or a folder's part that evaluation does not hold out."""
-    if data is None or data == EMBEDDED:
-        return load_images(None, size, 1, split="train")
-    train, _ = holdout_split(load_images(data, size, 1))
-    return train
+    return data_split(data, "train", size, 1)
 
 
 def prepare(data: str | None, config: Any, options: Any) -> Prepared:
@@ -43,12 +40,8 @@ class HeldOut:
 
 
 def held_out(data: str | None, size: int) -> HeldOut:
-    if data is None or data == EMBEDDED:
-        train, test = load_images(None, size, 1, "train"), load_images(None, size, 1, "test")
-        binary = fixed_binarization(test, "test")
-    else:
-        train, test = holdout_split(load_images(data, size, 1))
-        binary = fixed_binarization(test, "test")
+    train, test = data_split(data, "train", size, 1), data_split(data, "test", size, 1)
+    binary = fixed_binarization(test, "test")
     base_rate = train.pixels.float().flatten(1).mean(0) / 255.0
     return HeldOut(binary.flatten(1), base_rate, train.pixels.shape[0], test.description)
 

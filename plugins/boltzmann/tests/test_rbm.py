@@ -38,7 +38,7 @@ def structured_rbm(seed: int = 0) -> RBM:
     """A small RBM far from its base model: 784 visible, 12 hidden units with large digit-shaped weights."""
     torch.manual_seed(seed)
     model = RBM(RBMConfig(hidden=12, chains=2))
-    images = common.fixed_binarization(common.load_images(None, 28, 1, "test"), "test").flatten(1)
+    images = common.fixed_binarization(common.data_split(None, "test", 28, 1), "test").flatten(1)
     with torch.no_grad():
         prototypes = images[torch.arange(12) * 40]  # (12, V) twelve digits
         model.weight.copy_((2 * prototypes - 1).T * 0.6)
@@ -49,7 +49,7 @@ def structured_rbm(seed: int = 0) -> RBM:
 
 def test_ais_matches_the_exact_log_partition_function() -> None:
     model = structured_rbm()
-    base_rate = common.load_images(None, 28, 1, "train").pixels.float().flatten(1).mean(0) / 255
+    base_rate = common.training_images(None, 28).pixels.float().flatten(1).mean(0) / 255
     base_bias = common.base_rate_bias(base_rate, 4000)
     with torch.no_grad():
         log_w = ais_log_partition(model.weight, model.visible_bias, model.hidden_bias, base_bias, runs=64,

@@ -21,7 +21,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from gencli.data.images import EMBEDDED, ImageSet, holdout_split, load_images
+from gencli.data.images import EMBEDDED, ImageSet, data_split, is_embedded, load_images
 from gencli.errors import UsageError
 from gencli.plugin import Prepared
 from gencli_gan.networks import ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator
@@ -143,17 +143,14 @@ def embedded(split: str, size: int) -> ImageSet:
 
 def training_images(source: str | None, config: Any) -> ImageSet:
     """The images a model trains on: the embedded train split, or a folder minus its held-out part."""
-    if source is None or source == EMBEDDED:
-        return embedded("train", config.image_size)
-    images = load_images(source, config.image_size, None)
-    return holdout_split(images, HOLDOUT_FRACTION)[0]
+    return data_split(source, "train", config.image_size, fraction=HOLDOUT_FRACTION)
 
 
 def held_out_images(source: str | None, config: Any) -> tuple[ImageSet, ImageSet]:
     """(validation, test): the embedded splits, or a folder's held-out part cut in two halves."""
-    if source is None or source == EMBEDDED:
+    if is_embedded(source):
         return embedded("valid", config.image_size), embedded("test", config.image_size)
-    held = holdout_split(load_images(source, config.image_size, config.channels), HOLDOUT_FRACTION)[1]
+    held = data_split(source, "test", config.image_size, config.channels, fraction=HOLDOUT_FRACTION)
     n = held.pixels.shape[0]
     if n < 2:
         return held, held

@@ -7,8 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gencli.data.images import (EMBEDDED, ImageBatches, ImageSet, fixed_binarization, holdout_split, load_folder,
-                                load_image, load_images)
+from gencli.data.images import ImageBatches, ImageSet, data_split, fixed_binarization, is_embedded, load_image
 from gencli.errors import UsageError
 from gencli.plugin import EvalRequest, Images, Prepared, SampleRequest
 from gencli_pixelrnn.model import PixelRNN, bits_per_dim, check_config, nll_from_logits
@@ -17,17 +16,10 @@ from gencli_pixelrnn.sampling import generate
 HOLDOUT_SEED = 0  # --data folders: the same 10% is held out at training and evaluation time
 
 
-def _is_embedded(data: str | None) -> bool:
-    return data is None or data == EMBEDDED
-
-
 def _split(data: str | None, config: Any, split: str) -> ImageSet:
     """The training or test images for ``data``, at the config's size (and channels, once known)."""
-    channels = config.channels if config.channels else None
-    if _is_embedded(data):
-        return load_images(None, config.image_size, channels or 1, split="train" if split == "train" else "test")
-    train, held_out = holdout_split(load_folder(data, config.image_size, channels), seed=HOLDOUT_SEED)
-    return train if split == "train" else held_out
+    return data_split(data, "train" if split == "train" else "test", config.image_size, config.channels or None,
+                      seed=HOLDOUT_SEED)
 
 
 def prepare(data: str | None, config: Any, options: Any) -> Prepared:
@@ -35,7 +27,7 @@ def prepare(data: str | None, config: Any, options: Any) -> Prepared:
     images = _split(data, config, "train")
     config.channels = images.shape[0]
     if config.levels == 0:  # auto: the embedded digits are binarized, like the paper's MNIST
-        config.levels = 2 if _is_embedded(data) else 256
+        config.levels = 2 if is_embedded(data) else 256
     check_config(config)
     binary = config.levels == 2
     return Prepared(config, PixelBatches(images, binary=binary),

@@ -8,8 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gencli.data.images import (EMBEDDED, ImageBatches, ImageSet, fixed_binarization, holdout_split,
-                                load_folder, load_images)
+from gencli.data.images import ImageBatches, data_split, fixed_binarization, is_embedded
 from gencli.errors import UsageError
 from gencli.plugin import EvalRequest, Prepared
 
@@ -89,10 +88,6 @@ def _check_config(config: Any) -> None:
 # ---- data ------------------------------------------------------------------------------------------------------
 
 
-def _embedded(data: str | None) -> bool:
-    return data is None or data == EMBEDDED
-
-
 def prepare(data: str | None, config: Any, options: Any) -> Prepared:
     if options.k < 1:
         raise UsageError("--k must be at least 1")
@@ -100,11 +95,9 @@ def prepare(data: str | None, config: Any, options: Any) -> Prepared:
         raise UsageError("--kl-warmup must be 0 or more steps")
     _check_config(config)
     if config.likelihood == "auto":
-        config.likelihood = "bernoulli" if _embedded(data) else "logistic"
-    if _embedded(data):
-        images = load_images(data, config.image_size, config.channels or 1, split="train")
-    else:  # a user's folder: train on 90%, evaluate() scores the fixed 10% held out
-        images, _ = holdout_split(load_folder(data, config.image_size, config.channels or None))
+        config.likelihood = "bernoulli" if is_embedded(data) else "logistic"
+    # A user's folder: train on 90%, evaluate() scores the fixed 10% held out.
+    images = data_split(data, "train", config.image_size, config.channels or None)
     config.channels = images.shape[0]
     binary = config.likelihood == "bernoulli"
     description = images.description + (", binarized afresh every batch" if binary else "")
@@ -114,9 +107,7 @@ def prepare(data: str | None, config: Any, options: Any) -> Prepared:
 def held_out(data: str | None, config: Any) -> torch.Tensor:
     """The test images in model space (N, C, H, W): the embedded test split, or a folder's held-out 10%.
     Binary models score the one fixed binarization that every plugin uses."""
-    channels = config.channels or 1
-    images: ImageSet = (load_images(data, config.image_size, channels, split="test") if _embedded(data)
-                        else holdout_split(load_folder(data, config.image_size, channels))[1])
+    images = data_split(data, "test", config.image_size, config.channels or 1)
     binary = fixed_binarization(images, "test") if resolved_likelihood(config) == "bernoulli" else None
     return likelihoods.to_model_space(images.pixels, resolved_likelihood(config), binary)
 
