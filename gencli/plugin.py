@@ -178,6 +178,27 @@ class Plugin(Protocol):
         ...
 
 
+class OptionalMembers(Protocol):
+    """Members a plugin may add; the engine looks each one up with ``getattr`` and falls back to its default.
+
+    ``supports_bf16 = False`` keeps ``--precision bf16`` from autocasting this plugin (fp32 instead).
+    """
+
+    def configure_optimizer(self, model: torch.nn.Module, lr: float, options: Any) -> torch.optim.Optimizer:
+        """The optimizer for ``model``, given the starting ``lr`` and the run's ``TrainOptions``. Default: AdamW.
+        The engine still sets every parameter group's lr from its schedule at each step."""
+        ...
+
+    def gradients(self, model: torch.nn.Module, batch: Any, options: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        """Instead of differentiating ``loss``: set ``.grad`` of every trainable parameter directly and return the
+        value to report (a scalar tensor) and metrics, like ``loss``. Runs under ``torch.no_grad()`` and the run's
+        autocast. For models whose update is a closed-form statistic rather than the gradient of a loss that
+        autograd computes cheaply (contrastive divergence). The engine keeps everything else: the optimizer,
+        the lr schedule, clipping, checkpoints, and averaging the gradients over processes.
+        ``loss`` stays the definition (the contract tests check that the two agree)."""
+        ...
+
+
 class LazyPlugin:
     """Optional base class for a plugin declaration: ``build``, ``prepare``, ``loss``, ``sample`` and ``evaluate``
     are the functions of those names in the module named by ``implementation``, imported on first use.

@@ -162,6 +162,35 @@ class PluginContract:
         losses = self._train_on_one_batch(model, prepared, options, model.parameters())
         assert losses[-1] < losses[0] * 0.9, f"loss went {losses[0]:.4f} -> {losses[-1]:.4f}"
 
+    def test_set_gradients_equal_the_loss_gradients(self) -> None:
+        """A plugin's hand-written ``gradients`` (when it has one) must be autograd's on its ``loss``: the same
+        random numbers (torch's global generator reseeded), the same state changes, the same gradients."""
+        import copy
+
+        import pytest
+        import torch
+
+        if getattr(self.plugin, "gradients", None) is None:
+            pytest.skip("the plugin trains through autograd on its loss only")
+        model, prepared, options = self._model()
+        batch = prepared.data.batch(torch.Generator().manual_seed(0), self.batch_size)
+        model.train()
+        by_hand, by_autograd = copy.deepcopy(model), copy.deepcopy(model)
+        torch.manual_seed(3)
+        with torch.no_grad():
+            reported, metrics = self.plugin.gradients(by_hand, batch, options)
+        torch.manual_seed(3)
+        loss, expected_metrics = self.plugin.loss(by_autograd, batch, options)
+        loss.backward()
+        assert float(reported) == pytest.approx(float(loss.detach()), rel=1e-5)
+        assert metrics == pytest.approx(expected_metrics, rel=1e-5)
+        for (name, hand), autograd in zip(by_hand.named_parameters(), by_autograd.parameters()):
+            if hand.requires_grad:
+                assert hand.grad is not None, f"gradients() left {name}.grad unset"
+                torch.testing.assert_close(hand.grad, autograd.grad, rtol=1e-4, atol=1e-6, msg=name)
+        for (name, hand), autograd in zip(by_hand.named_buffers(), by_autograd.buffers()):
+            assert torch.equal(hand, autograd), f"buffer {name} differs"
+
     def test_sampling_is_seeded_and_typed(self) -> None:
         model, prepared, _ = self._model()
         first = self._sample(model, prepared.config, seed=1)

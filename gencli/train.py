@@ -315,12 +315,12 @@ class Trainer:
                 return torch.autocast(device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _optimizer(self, model: Any) -> Any:
+    def _optimizer(self, model: Any, options: Any) -> Any:
         import torch
 
         configure = getattr(self.plugin, "configure_optimizer", None)
         if configure is not None:
-            return configure(model, self.spec.engine.lr)
+            return configure(model, self.spec.engine.lr, options)
         return torch.optim.AdamW(model.parameters(), lr=self.spec.engine.lr, betas=(0.9, 0.99), weight_decay=0.0)
 
     # -- run --
@@ -362,7 +362,7 @@ class Trainer:
         prepared = plugin.prepare(self.spec.data, plugin.Config(**self.spec.config), options)
         config = self.config = prepared.config
         model = plugin.build(config).to(device)
-        optimizer = self._optimizer(model)
+        optimizer = self._optimizer(model, options)
         step, lr_scale, wall_before, note = 0, 1.0, 0.0, ""
         if self.resume and checkpoint.latest_step(self.run_dir) is not None:
             snapshot = checkpoint.restore(self.run_dir, model, optimizer)
@@ -460,6 +460,8 @@ class Trainer:
         engine = self.spec.engine
         autocast = self._autocast(device)
         parameters = [p for p in model.parameters() if p.requires_grad]
+        # A plugin that sets its gradients itself (plugin.OptionalMembers.gradients) skips autograd.
+        set_gradients = getattr(self.plugin, "gradients", None)
         sums: dict[str, float] = {}
         count, window_started, rollbacks = 0, time.monotonic(), 0
         loop_started, first_step = time.monotonic(), step
@@ -470,8 +472,13 @@ class Trainer:
             lr = lr_at(step, engine) * lr_scale
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with autocast:
-                loss, metrics = self.plugin.loss(forward_model, batch, options)
+            optimizer.zero_grad(set_to_none=True)
+            if set_gradients is not None:
+                with autocast, torch.no_grad():
+                    loss, metrics = set_gradients(model, batch, options)
+            else:
+                with autocast:
+                    loss, metrics = self.plugin.loss(forward_model, batch, options)
             if self._nan_fault(step + 1):
                 loss = loss * float("nan")  # test hook (GENCLI_FAULT=nonfinite-N): this step's loss turns NaN
             # The one host sync per step: the loss value both feeds the metrics and decides whether to update.
@@ -486,7 +493,6 @@ class Trainer:
                     progress.message(f"non-finite loss ({loss_value}) at step {step + 1}: rolled back to step "
                                      f"{snapshot.step} with the lr scaled by {lr_scale:g}")
                     step = snapshot.step
-                    optimizer.zero_grad(set_to_none=True)
                     if dist.is_main:
                         with _writing(METRICS_FILE):
                             _trim_metrics(self.run_dir / METRICS_FILE, step)
@@ -501,8 +507,10 @@ class Trainer:
                         else "try a lower --lr or --on-nonfinite rollback")
                 raise GencliError(f"loss became {loss_value} at step {step + 1} (lr {lr:.3g}){tried}; stopped, "
                                   f"{kept}; {hint}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if set_gradients is None:
+                loss.backward()  # under DDP this also averages the gradients over processes
+            elif dist.world > 1:
+                _average_gradients(parameters, dist.world)
             if engine.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(parameters, engine.grad_clip)
             optimizer.step()
@@ -602,6 +610,15 @@ def _agree(nonfinite: bool, interrupted: bool, dist: Distributed) -> tuple[bool,
     torch_dist.all_reduce(flags, op=torch_dist.ReduceOp.MAX)
     nonfinite_any, interrupted_any = flags.tolist()
     return nonfinite_any > 0, interrupted_any > 0
+
+
+def _average_gradients(parameters: list[Any], world: int) -> None:
+    """What DDP does during backward, for gradients a plugin set itself: every rank takes the mean."""
+    import torch.distributed as torch_dist
+
+    for parameter in parameters:
+        torch_dist.all_reduce(parameter.grad)
+        parameter.grad /= world
 
 
 def _mean_over_ranks(sums: dict[str, float], dist: Distributed) -> dict[str, float]:

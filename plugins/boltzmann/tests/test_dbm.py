@@ -9,12 +9,12 @@ import torch.nn.functional as F
 
 from gencli.plugin import Text, SampleRequest
 from gencli.testing import PluginContract
-from gencli_boltzmann import DBMConfig, DBMTrainOptions, SampleOptions, common, dbm
+from gencli_boltzmann import DBMConfig, DBMTrainOptions, SampleOptions, common, dbm_plugin
 from gencli_boltzmann.dbm import DBM, ais_log_partition, base_log_partition, loss, variational_bound
 
 
 class TestDBMContract(PluginContract):
-    plugin = dbm
+    plugin = dbm_plugin
     tiny_config = {"hidden1": 12, "hidden2": 6, "chains": 4}
     # 10 steps per pretraining phase, so the contract's 30 steps pass through all three phases.
     tiny_train_options = {"pretrain_steps": 10}
@@ -101,7 +101,7 @@ def test_features_reports_both_layers(tmp_path) -> None:
     path = tmp_path / "digit.png"
     Image.new("L", (28, 28), 255).save(path)
     with torch.no_grad():
-        text = dbm.sample(model, DBMConfig(hidden1=12, hidden2=6), SampleOptions(features=path, top=2),
+        text = dbm_plugin.sample(model, DBMConfig(hidden1=12, hidden2=6), SampleOptions(features=path, top=2),
                           SampleRequest(1, 0, torch.device("cpu")))
     assert isinstance(text, Text)
     lines = "".join(text.chunks).splitlines()

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from gencli.errors import UsageError
 from gencli.plugin import Images, SampleRequest, Text
 from gencli.testing import PluginContract
-from gencli_boltzmann import RBMConfig, RBMTrainOptions, SampleOptions, rbm
+from gencli_boltzmann import RBMConfig, RBMTrainOptions, SampleOptions, rbm_plugin
 from gencli_boltzmann import common
 from gencli_boltzmann.rbm import RBM, ais_log_partition, base_log_partition, loss, pseudo_log_likelihood
 
@@ -19,7 +19,7 @@ TINY = {"hidden": 12, "chains": 4}
 
 
 class TestRBMContract(PluginContract):
-    plugin = rbm
+    plugin = rbm_plugin
     tiny_config = TINY
     tiny_sample_options = {"gibbs_steps": 5}
     tiny_eval_options = {"ais_runs": 8, "ais_betas": 200}
@@ -122,8 +122,8 @@ def test_filters_chain_grid_and_features() -> None:
     config = RBMConfig(hidden=12, chains=2)
     request = SampleRequest(3, 0, torch.device("cpu"))
     with torch.no_grad():
-        filters = rbm.sample(model, config, SampleOptions(filters=True), SampleRequest(1, 0, torch.device("cpu")))
-        chain = rbm.sample(model, config, SampleOptions(chain=True, gibbs_steps=20, snapshots=5), request)
+        filters = rbm_plugin.sample(model, config, SampleOptions(filters=True), SampleRequest(1, 0, torch.device("cpu")))
+        chain = rbm_plugin.sample(model, config, SampleOptions(chain=True, gibbs_steps=20, snapshots=5), request)
     assert isinstance(filters, Images) and filters.pixels.shape == (12, 28, 28, 1)
     assert filters.pixels.min() == 0 and filters.pixels.max() == 255  # each filter stretched to full range
     assert chain.pixels.shape == (15, 28, 28, 1) and chain.columns == 5
@@ -138,7 +138,7 @@ def test_features_lists_the_most_active_units(tmp_path) -> None:
     path = tmp_path / "digit.png"
     Image.new("L", (28, 28), 0).save(path)
     with torch.no_grad():
-        text = rbm.sample(model, RBMConfig(hidden=12), SampleOptions(features=path, top=3),
+        text = rbm_plugin.sample(model, RBMConfig(hidden=12), SampleOptions(features=path, top=3),
                           SampleRequest(1, 0, torch.device("cpu")))
     assert isinstance(text, Text)
     lines = "".join(text.chunks).splitlines()
@@ -159,3 +159,25 @@ def test_sparsity_target_moves_only_the_hidden_biases() -> None:
     mean_activation = model.hidden_probability(data.flatten(1)).mean(0).detach()
     torch.testing.assert_close(grads[1]["hidden_bias"] - grads[0]["hidden_bias"], 0.5 * (mean_activation - 0.05))
     torch.testing.assert_close(grads[1]["weight"], grads[0]["weight"])
+
+
+@pytest.mark.parametrize("options", [{"method": "cd", "k": 2}, {"method": "pcd", "k": 3, "sparsity_target": 0.05}])
+def test_hand_written_gradients_match_autograd_for_each_method(options: dict) -> None:
+    """The engine trains through rbm.gradients; the contract's check, for CD-k and PCD-k with sparsity."""
+    contract = TestRBMContract()
+    contract.tiny_train_options = options
+    contract.test_set_gradients_equal_the_loss_gradients()
+
+
+def test_bernoulli16_draws_each_probability_and_is_seeded() -> None:
+    probability = torch.tensor([0.0, 1e-3, 0.25, 0.5, 0.9, 1.0]).repeat(200_000, 1)  # the lanes of 64-bit draws
+    torch.manual_seed(0)
+    samples = common.bernoulli16(probability)
+    assert samples.dtype == probability.dtype and set(samples.unique().tolist()) <= {0.0, 1.0}
+    frequency = samples.mean(0)
+    assert frequency[0] == 0 and frequency[-1] == 1
+    # within 5 standard errors of p, for every column (each column mixes all four 16-bit lanes)
+    error = (probability[0] * (1 - probability[0]) / probability.shape[0]).sqrt()
+    assert ((frequency - probability[0]).abs() <= 5 * error + 1e-9).all(), frequency
+    torch.manual_seed(0)
+    assert torch.equal(common.bernoulli16(probability), samples)

@@ -106,7 +106,7 @@ class _GANPlugin(LazyPlugin):
     # gradient by the same factor without mixing them, and Adam divides by its running gradient RMS, so the
     # players' updates barely change; it only guards against a spike in early steps.
 
-    def configure_optimizer(self, model: Any, lr: float) -> Any:
+    def configure_optimizer(self, model: Any, lr: float, options: Any) -> Any:
         """Adam with beta1 0.5 (Radford et al.), one parameter group per player."""
         return self._function("configure_optimizer")(model, lr)
 
