@@ -43,8 +43,9 @@ class SampleOptions:
     # 0.08); at 1.0 they are noisier (0.15).
     temperature: float = option(0.9, "Softmax temperature: 1 samples the model as trained, < 1 is tamer.", short="-t")
     speaker: str = option("", "Speaker name or id; empty: clip i uses speaker i mod the number of speakers.")
-    sampler: str = option("auto", "auto (fastest: fused on the CPU), fused (numba), cached (torch queues) or "
-                                  "naive (full recompute, very slow; for checking).")
+    sampler: str = option("auto", "auto (fused on the CPU, graph on a GPU), fused (numba, CPU), graph (cached "
+                                  "steps replayed as CUDA graphs; eager off a GPU), cached (torch queues) or naive "
+                                  "(full recompute, very slow; for checking).")
 
 
 @dataclass

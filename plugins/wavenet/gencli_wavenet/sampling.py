@@ -1,5 +1,5 @@
 """Generation: the naive sampler, the cached "Fast Wavenet" sampler (Paine et al. 2016) and the dispatcher to
-the compiled one in ``fused.py``.
+the compiled one in ``fused.py`` (CPU) and the CUDA-graph one in ``graphed.py`` (GPU).
 
 All samplers continue a prefix (by default one receptive field of silence) and draw each sample by inverting the
 CDF of softmax(logits / temperature) at a uniform number from one numpy stream (``uniforms``), so given the same
@@ -19,7 +19,7 @@ from gencli.plugin import Audio, SampleRequest
 from gencli_wavenet import audio
 from gencli_wavenet.model import SILENCE, WaveNetModel
 
-SAMPLERS = ("auto", "fused", "cached", "naive")
+SAMPLERS = ("auto", "fused", "graph", "cached", "naive")
 MAX_SECONDS = 600.0
 CHUNK = 4096  # steps per block of uniform draws (and per call into the compiled loop)
 
@@ -35,7 +35,7 @@ def pick_sampler(name: str, device: Any) -> str:
     if name not in SAMPLERS:
         raise UsageError(f"--sampler {name}: choose one of {', '.join(SAMPLERS)}")
     if name == "auto":
-        return "fused" if torch.device(device).type == "cpu" else "cached"
+        return "fused" if torch.device(device).type == "cpu" else "graph"
     if name == "fused" and torch.device(device).type != "cpu":
         raise UsageError("--sampler fused runs on the CPU only; use --device cpu or --sampler cached")
     return name
@@ -86,6 +86,11 @@ def generate(model: WaveNetModel, config: Any, sampler: str, *, n: int, steps: i
         return FusedSampler(model, speakers).generate(prefix, draws, steps, temperature, progress)
     device = next(model.parameters()).device
     spk = torch.tensor(speakers, device=device)
+    if sampler == "graph":
+        from gencli_wavenet.graphed import generate_graphed
+
+        with torch.inference_mode():
+            return generate_graphed(model, prefix, spk, draws, steps, temperature, progress)
     step = NaiveStepper(model, prefix, spk) if sampler == "naive" else CachedStepper(model, prefix, spk)
     out = np.empty((n, steps), dtype=np.int64)
     t = 0

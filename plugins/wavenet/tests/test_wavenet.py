@@ -95,8 +95,32 @@ def test_fused_matches_cached_logits_and_samples() -> None:
 def test_all_samplers_give_the_same_clip() -> None:
     model, config = random_model()
     runs = [generate(model, config, s, n=2, steps=30, speakers=[0, 1], temperature=1.0, seed=7)
-            for s in ("naive", "cached", "fused")]
-    assert np.array_equal(runs[0], runs[1]) and np.array_equal(runs[1], runs[2])
+            for s in ("naive", "cached", "fused", "graph")]
+    for other in runs[1:]:
+        assert np.array_equal(runs[0], other)
+
+
+def test_graph_sampler_steps_match_the_cached_sampler_across_blocks_and_queue_wraps() -> None:
+    """The GPU sampler's device-side step (ring-buffer slots from a step counter on the device, the last samples
+    carried from block to block), run eagerly here: per step the cached sampler's logits and samples, for 75
+    steps from a non-silent prefix, past the 16-sample receptive field so every queue wraps."""
+    from gencli_wavenet.graphed import StaticStepper
+
+    model, _ = random_model()
+    prefix = np.random.default_rng(4).integers(0, 256, (3, model.receptive_field + 5))
+    speaker = torch.tensor([2, 0, 1])
+    u = np.random.default_rng(5).random((75, 3))
+    with torch.inference_mode():
+        stepper = StaticStepper(model, prefix, speaker, 0.8, block=25, keep_logits=True)
+        cached = CachedStepper(model, prefix, speaker)
+        for start in range(0, 75, 25):
+            stepper.uniform.copy_(torch.from_numpy(u[start:start + 25]))
+            stepper.run_block()
+            for k in range(25):
+                torch.testing.assert_close(stepper.logits[k], cached.logits, rtol=0, atol=1e-4)
+                chosen = draw(cached.logits, 0.8, torch.from_numpy(u[start + k]))
+                assert stepper.samples[k].tolist() == chosen.tolist(), f"step {start + k}"
+                cached.push(chosen)
 
 
 def test_sample_length_and_range() -> None:

@@ -1,0 +1,122 @@
+"""The GPU sampler: the cached step (Paine et al. 2016) rewritten so that a block of steps can be captured once
+as a CUDA graph and replayed, instead of launching its few hundred tiny kernels one by one at every sample.
+
+A block is graph-capturable when nothing in it depends on the host between steps: here the step counter, the
+queues' read/write slots, the last two samples and the uniform draws all live on the device, and the samples
+drawn come back to the host once per block. Every tensor is allocated once, so the addresses the graph recorded
+stay valid at each replay.
+
+On the CPU the same block runs eagerly (``StaticStepper.run_block``); a test checks that it draws exactly the
+samples of ``CachedStepper``, so the only CUDA-specific code is the capture in ``capture``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+
+from gencli_wavenet.model import CLASSES, WaveNetModel
+from gencli_wavenet.sampling import draw, prime
+
+BLOCK = 64  # steps per replay: long enough to amortise the launch, short enough to capture in well under a second
+
+
+class StaticStepper:
+    """The cached sampler's state in fixed device tensors, advanced ``block`` samples per ``run_block`` call.
+
+    Before each call, write that block's uniform draws into ``uniform`` (block, N); after it, ``samples``
+    (block, N) holds the classes drawn.
+    """
+
+    def __init__(self, model: WaveNetModel, prefix: np.ndarray, speaker: torch.Tensor, temperature: float,
+                 block: int = BLOCK, keep_logits: bool = False) -> None:
+        device = speaker.device
+        self.model, self.temperature, self.block = model, temperature, block
+        x = torch.from_numpy(np.ascontiguousarray(prefix, dtype=np.int64)).to(device)
+        self.queues = [k.clone() for k in prime(model, prefix, speaker)]  # layer l: (N, R, d) ring buffer
+        self.step = torch.zeros(1, dtype=torch.int64, device=device)
+        self.dilations = torch.tensor([layer.dilation for layer in model.layers], device=device)
+        self.prev, self.cur = x[:, -2].clone(), x[:, -1].clone()  # the next logits predict the sample after cur
+        w = model.causal.weight
+        self.tap_prev, self.tap_cur = w[:, :, 0].t().contiguous(), w[:, :, 1].t().contiguous()  # (256, R)
+        self.cond = [layer.speaker(speaker) + layer.dilated.bias for layer in model.layers]  # (N, 2G)
+        self.uniform = torch.zeros(block, len(speaker), dtype=torch.float64, device=device)
+        self.samples = torch.zeros(block, len(speaker), dtype=torch.int64, device=device)
+        # For checking against the other samplers: each step's logits (block, N, 256).
+        self.logits = torch.zeros(block, len(speaker), CLASSES, device=device) if keep_logits else None
+
+    def _logits(self) -> torch.Tensor:
+        """One step of the cached recurrence; the same arithmetic as CachedStepper._advance, with each layer's
+        ring-buffer slot (step mod dilation) computed on the device rather than in Python."""
+        model = self.model
+        slots = torch.remainder(self.step, self.dilations)  # (L,)
+        h = self.tap_prev[self.prev] + self.tap_cur[self.cur] + model.causal.bias  # (N, R)
+        skip = 0
+        for index, (layer, queue, cond) in enumerate(zip(model.layers, self.queues, self.cond)):
+            slot = slots[index:index + 1]
+            past = queue.index_select(2, slot)[:, :, 0]  # (N, R) input at t - d
+            w = layer.dilated.weight  # (2G, R, 2)
+            a = past @ w[:, :, 0].t() + h @ w[:, :, 1].t() + cond  # (N, 2G)
+            filt, gate = a.chunk(2, dim=1)
+            z = torch.tanh(filt) * torch.sigmoid(gate)  # (N, G)
+            queue.index_copy_(2, slot, h[:, :, None])
+            skip = skip + z @ layer.skip.weight[:, :, 0].t() + layer.skip.bias  # (N, S)
+            h = h + z @ layer.residual.weight[:, :, 0].t() + layer.residual.bias
+        out = torch.relu(torch.relu(skip) @ model.out1.weight[:, :, 0].t() + model.out1.bias)
+        self.step.add_(1)
+        return (out @ model.out2.weight[:, :, 0].t() + model.out2.bias).float()  # (N, 256)
+
+    def run_block(self) -> None:
+        for k in range(self.block):
+            logits = self._logits()
+            if self.logits is not None:
+                self.logits[k].copy_(logits)
+            chosen = draw(logits, self.temperature, self.uniform[k])
+            self.samples[k].copy_(chosen)
+            self.prev.copy_(self.cur)
+            self.cur.copy_(chosen)
+
+    def state(self) -> list[torch.Tensor]:
+        """Every tensor a block changes, other than its outputs."""
+        return [*self.queues, self.step, self.prev, self.cur]
+
+
+def capture(stepper: StaticStepper) -> Callable[[], None]:
+    """``stepper.run_block`` as a CUDA graph's replay. The block runs once on a side stream first (cuBLAS and the
+    caching allocator set up their workspaces outside the capture, as torch.cuda.graph requires), then the
+    state it changed is put back, so the first replay starts where the stepper stood."""
+    saved = [tensor.clone() for tensor in stepper.state()]
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        stepper.run_block()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        stepper.run_block()  # recorded, not run
+    for tensor, value in zip(stepper.state(), saved):
+        tensor.copy_(value)
+    return graph.replay
+
+
+def generate_graphed(model: WaveNetModel, prefix: np.ndarray, speaker: torch.Tensor, draws: Iterator[np.ndarray],
+                     steps: int, temperature: float,
+                     progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """(N, steps) classes, block by block: a CUDA graph replay per block on a GPU, the same block eagerly
+    elsewhere. A last, partial block runs whole and keeps only the samples asked for."""
+    stepper = StaticStepper(model, prefix, speaker, temperature)
+    run_block = capture(stepper) if speaker.device.type == "cuda" else stepper.run_block
+    out = np.empty((len(speaker), steps), dtype=np.int64)
+    t = 0
+    for chunk in draws:
+        for start in range(0, len(chunk), stepper.block):
+            rows = chunk[start:start + stepper.block]
+            stepper.uniform[:len(rows)].copy_(torch.from_numpy(rows))
+            run_block()
+            out[:, t:t + len(rows)] = stepper.samples[:len(rows)].t().cpu().numpy()
+            t += len(rows)
+        if progress is not None:
+            progress(t, steps)
+    return out
