@@ -84,8 +84,8 @@ class StaticStepper:
 
 
 def capture(stepper: StaticStepper) -> Callable[[], None]:
-    """``stepper.run_block`` as a CUDA graph's replay. The block runs once on a side stream first (cuBLAS and the
-    caching allocator set up their workspaces outside the capture, as torch.cuda.graph requires), then the
+    """``stepper.run_block`` as a CUDA graph's replay. The block runs once first, on the side stream the capture
+    will use (cuBLAS creates its handle and workspace per stream, and must do so outside a capture), then the
     state it changed is put back, so the first replay starts where the stepper stood."""
     saved = [tensor.clone() for tensor in stepper.state()]
     side = torch.cuda.Stream()
@@ -94,7 +94,7 @@ def capture(stepper: StaticStepper) -> Callable[[], None]:
         stepper.run_block()
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, stream=side):
         stepper.run_block()  # recorded, not run
     for tensor, value in zip(stepper.state(), saved):
         tensor.copy_(value)
