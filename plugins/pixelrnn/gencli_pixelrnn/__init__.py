@@ -14,13 +14,14 @@ from typing import Literal
 
 from gencli.plugin import LazyPlugin, Preset, option
 
-Arch = Literal["pixelcnn", "row-lstm", "diagonal-bilstm"]
+Arch = Literal["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"]
 
 
 @dataclass
 class Config:
-    arch: Arch = option("pixelcnn", "pixelcnn (masked convolutions: fastest to train on a CPU), row-lstm or "
-                                    "diagonal-bilstm (the paper's best likelihood, slowest).")
+    arch: Arch = option("pixelcnn", "pixelcnn (masked convolutions: fastest to train on a CPU), gated-pixelcnn "
+                                    "(van den Oord et al. 2016b: gated units, vertical and horizontal stacks, no "
+                                    "blind spot), row-lstm or diagonal-bilstm (the paper's best likelihood, slowest).")
     layers: int = option(6, "Residual layers after the first 7x7 mask-A convolution (paper: 12 on MNIST; "
                             "6 reach < 100 nats in minutes on a CPU).")
     hidden: int = option(48, "Feature maps per layer (the LSTMs keep half as state, like the paper's h / 2h).")

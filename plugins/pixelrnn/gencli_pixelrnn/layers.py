@@ -1,5 +1,5 @@
 """The layers of PixelRNN (van den Oord, Kalchbrenner and Kavukcuoglu 2016): masked convolutions, the
-PixelCNN residual block, the Row LSTM and the Diagonal BiLSTM.
+PixelCNN residual block, the Row LSTM and the Diagonal BiLSTM; and the Gated PixelCNN's two stacks.
 
 Every layer maps a feature map (B, width, H, W) to one of the same shape, and the feature at pixel (i, j)
 depends only on pixels before (i, j) in raster order. With several colour channels, feature maps are split
@@ -234,4 +234,82 @@ class DiagonalBiLSTMBlock(nn.Module):
         state["row_h"], state["row_c"] = torch.zeros_like(state["h"]), torch.zeros_like(state["c"])
 
 
-BLOCKS = {"pixelcnn": ResidualConvBlock, "row-lstm": RowLSTMBlock, "diagonal-bilstm": DiagonalBiLSTMBlock}
+# ---- Gated PixelCNN (van den Oord et al. 2016, "Conditional Image Generation with PixelCNN Decoders") -------
+#
+# Two stacks travel together in one feature map of 2 x width channels, [vertical, horizontal]. The vertical
+# stack at row i sees only rows above i, whole rows as wide as its kernels have grown; the horizontal stack
+# sees its own row up to the pixel (the usual colour masks at the pixel itself) plus the vertical stack of
+# the same row. Together they cover everything before the pixel: no blind spot up and to the right, which a
+# masked 3 x 3 stack never reaches however deep it is. Here the vertical stack is kept strictly above its
+# row (the first layer's vertical convolution is shifted down a row), so it feeds the horizontal stack of the
+# same row with no further shift.
+
+
+def gate(pre: torch.Tensor) -> torch.Tensor:
+    """tanh(filter) * sigmoid(gate), the halves of ``pre`` along channels (B, 2w, ...) -> (B, w, ...)."""
+    filter_half, gate_half = pre.chunk(2, dim=1)
+    return torch.tanh(filter_half) * torch.sigmoid(gate_half)
+
+
+class VerticalConv(nn.Module):
+    """A ``rows`` x ``kernel`` convolution over rows above: rows i - rows .. i - 1 with ``shift`` (for the
+    image), else rows i - rows + 1 .. i (for a vertical stack, which already sees only rows above its own)."""
+
+    def __init__(self, in_channels: int, out_channels: int, rows: int, kernel: int, shift: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, (rows, kernel))
+        self.half_width, self.reach = kernel // 2, rows if shift else rows - 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height = x.shape[2]
+        padded = F.pad(x, (self.half_width, self.half_width, self.reach, 0))  # nothing below is read
+        return self.conv(padded)[:, :, :height]  # with shift, one row too many comes out at the bottom
+
+
+class GatedStem(nn.Module):
+    """The first layer (mask A): the vertical stack from the ``kernel // 2`` image rows above, the horizontal
+    stack from the pixels to the left (and earlier colours) plus a 1 x 1 link from the vertical stack."""
+
+    def __init__(self, colours: int, width: int, kernel: int) -> None:
+        super().__init__()
+        self.vertical = VerticalConv(colours, width, max(1, kernel // 2), kernel, shift=True)
+        self.horizontal = MaskedConv2d(colours, width, (1, kernel), "A", colours)
+        self.link = nn.Conv2d(width, width, 1)  # rows above only: free of the colour masks
+        self.reach = self.vertical.reach
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        vertical = self.vertical(x)  # (B, w, H, W)
+        return torch.cat([vertical, self.horizontal(x) + self.link(vertical)], dim=1)  # (B, 2w, H, W)
+
+
+class GatedBlock(nn.Module):
+    """One gated layer: both stacks through gated units, the vertical stack's pre-activations linked into the
+    horizontal one (1 x 1), and a residual connection on the horizontal stack (the paper's figure 2)."""
+
+    def __init__(self, width: int, colours: int, kernel: int = 3) -> None:
+        super().__init__()
+        gate_groups = channel_groups(width, colours).repeat(2)  # the filter half, then the gate half
+        self.vertical = VerticalConv(width, 2 * width, kernel // 2 + 1, kernel, shift=False)
+        self.horizontal = MaskedConv2d(width, 2 * width, (1, kernel), "B", colours, gate_groups)
+        self.link = nn.Conv2d(2 * width, 2 * width, 1)
+        self.mix = MaskedConv2d(width, width, (1, 1), "B", colours)
+        self.reach = self.vertical.reach
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        vertical, horizontal = x.chunk(2, dim=1)  # (B, w, H, W) each
+        vertical_pre = self.vertical(vertical)  # (B, 2w, H, W)
+        horizontal_pre = self.horizontal(horizontal) + self.link(vertical_pre)
+        return torch.cat([gate(vertical_pre), horizontal + self.mix(gate(horizontal_pre))], dim=1)
+
+    def start(self, batch: int, width: int, like: torch.Tensor) -> Any:
+        return None  # convolutions only, as ResidualConvBlock
+
+    def step(self, rows: torch.Tensor, state: Any, j: int) -> torch.Tensor:
+        return self.forward(rows)[:, :, -1:]
+
+    def end_row(self, row: torch.Tensor, state: Any) -> None:
+        return None
+
+
+BLOCKS = {"pixelcnn": ResidualConvBlock, "gated-pixelcnn": GatedBlock, "row-lstm": RowLSTMBlock,
+          "diagonal-bilstm": DiagonalBiLSTMBlock}

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gencli.errors import UsageError
-from gencli_pixelrnn.layers import BLOCKS, MaskedConv2d
+from gencli_pixelrnn.layers import BLOCKS, GatedStem, MaskedConv2d
 
 LEVELS = (2, 256)
 
@@ -26,7 +26,12 @@ class PixelRNN(nn.Module):
         self.colours, self.levels = colours, config.levels
         self.logits_per_channel = 1 if config.levels == 2 else config.levels
         kernel = config.first_kernel
-        self.stem = MaskedConv2d(colours, width, (kernel, kernel), "A", colours)
+        if config.arch == "gated-pixelcnn":  # feature maps hold both stacks; the head reads the horizontal one
+            self.stem = GatedStem(colours, width, kernel)
+            self.map_channels, self.head_from = 2 * width, width
+        else:
+            self.stem = MaskedConv2d(colours, width, (kernel, kernel), "A", colours)
+            self.map_channels, self.head_from = width, 0
         self.blocks = nn.ModuleList(BLOCKS[config.arch](width, colours) for _ in range(config.layers))
         self.head = nn.Sequential(nn.ReLU(), MaskedConv2d(width, width, (1, 1), "B", colours), nn.ReLU(),
                                   MaskedConv2d(width, colours * self.logits_per_channel, (1, 1), "B", colours))
@@ -41,7 +46,11 @@ class PixelRNN(nn.Module):
         features = self.stem(x)  # (B, width, H, W)
         for block in self.blocks:
             features = block(features)
-        logits = self.head(features)  # (B, C*K, H, W), channel c's logits in group c
+        return self.logits(features)
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """The last feature map (B, map_channels, h, w) -> logits (B, C, K, h, w)."""
+        logits = self.head(features[:, self.head_from:])  # (B, C*K, h, w), channel c's logits in group c
         return logits.unflatten(1, (self.colours, self.logits_per_channel))
 
     def nll(self, values: torch.Tensor) -> torch.Tensor:

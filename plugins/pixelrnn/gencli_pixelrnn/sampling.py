@@ -44,9 +44,9 @@ class CachedStepper:
         self.model, self.values = model, values
         batch, _, height, width = values.shape
         x = model.encode(values)
-        hidden = model.stem.weight.shape[0]
         # maps[0]: encoded pixels; maps[1]: the stem's output; maps[k + 2]: block k's output.
-        self.maps = [x] + [x.new_zeros(batch, hidden, height, width) for _ in range(len(model.blocks) + 1)]
+        self.maps = [x] + [x.new_zeros(batch, model.map_channels, height, width)
+                           for _ in range(len(model.blocks) + 1)]
         self.states = [block.start(batch, width, x) for block in model.blocks]
 
     def _rows(self, index: int, i: int, reach: int) -> torch.Tensor:
@@ -57,8 +57,7 @@ class CachedStepper:
         self.maps[1][:, :, i] = model.stem(self._rows(0, i, model.stem.reach))[:, :, -1]
         for k, (block, state) in enumerate(zip(model.blocks, self.states)):
             self.maps[k + 2][:, :, i] = block.step(self._rows(k + 1, i, block.reach), state, j)[:, :, -1]
-        logits = model.head(self.maps[-1][:, :, i:i + 1, j:j + 1])  # (B, C*K, 1, 1)
-        return logits[:, :, 0, 0].unflatten(1, (model.colours, model.logits_per_channel))
+        return model.logits(self.maps[-1][:, :, i:i + 1, j:j + 1])[:, :, :, 0, 0]  # (B, C, K)
 
     def set(self, i: int, j: int, channel: int, value: torch.Tensor) -> None:
         self.values[:, channel, i, j] = value

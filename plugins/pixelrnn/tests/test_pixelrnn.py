@@ -23,7 +23,7 @@ from gencli_pixelrnn.layers import skew, unskew
 from gencli_pixelrnn.model import PixelRNN
 from gencli_pixelrnn.sampling import generate, teacher_forced_logits
 
-ARCHS = ["pixelcnn", "row-lstm", "diagonal-bilstm"]
+ARCHS = ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"]
 TINY = {"layers": 2, "hidden": 8, "first_kernel": 3}
 
 
@@ -86,6 +86,17 @@ def test_diagonal_bilstm_sees_above_right_and_row_lstm_a_triangle() -> None:
         x = model.encode(random_values(model, 1, size)).requires_grad_(True)
         (grad,) = torch.autograd.grad(model(x)[0, 0, 0, 3, 0], x)
         assert bool(grad[0, 0, 1, 6] != 0) == sees, arch
+
+
+def test_gated_pixelcnn_has_no_blind_spot() -> None:
+    """Pixel (3, 0) depends on (2, 3), one row up and three columns right: the masked 3 x 3 stack cannot reach
+    it at any depth (a path moves up one row per layer and never right within a row); the gated stacks do."""
+    size = 5
+    for arch, sees in (("gated-pixelcnn", True), ("pixelcnn", False)):
+        model = random_model(arch, size=size, layers=3)
+        x = model.encode(random_values(model, 1, size)).requires_grad_(True)
+        (grad,) = torch.autograd.grad(model(x)[0, 0, 0, 3, 0], x)
+        assert bool(grad[0, 0, 2, 3] != 0) == sees, arch
 
 
 def test_skew_then_unskew_is_the_identity_and_columns_are_diagonals() -> None:
