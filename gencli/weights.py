@@ -172,14 +172,19 @@ def read_header(path: Path) -> dict[str, Any]:
                                                               if path.name == WEIGHTS_FILE else ""))
     size = path.stat().st_size
     with path.open("rb") as f:
-        head = f.read(8)
+        head = f.read(9)
+        # A safetensors file: an 8-byte little-endian header length, then the JSON header, which opens with
+        # "{". Checked first, because the length's low bytes alone can be 0x80 or "PK" (a 640- or 19,280-byte
+        # header), which are also how pickles begin.
+        (header_len,) = struct.unpack("<Q", head[:8]) if len(head) >= 8 else (0,)
+        safetensors_like = head[8:9] == b"{" and header_len <= size - 8
         # torch.save writes a zip archive ("PK"), or with the legacy format a raw pickle (protocol byte 0x80).
-        if head[:2] == b"PK" or head[:1] == b"\x80":
+        if not safetensors_like and (head[:2] == b"PK" or head[:1] == b"\x80"):
             raise GencliError(f"{path}: a pickle/PyTorch checkpoint, not safetensors; gencli loads safetensors "
                               "only (pickles can run code)")
         if len(head) < 8:
             raise GencliError(f"{path}: truncated or not a safetensors file ({size} bytes)")
-        (header_len,) = struct.unpack("<Q", head)
+        f.seek(8)
         if header_len > MAX_HEADER_BYTES:
             raise GencliError(f"{path}: not a safetensors file (bad header length)")
         if header_len > size - 8:

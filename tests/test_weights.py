@@ -140,6 +140,23 @@ def test_a_malformed_file_named_directly_is_refused_too(capsys, copy_run) -> Non
     assert_one_error_line(err, "contains NaN or Inf")
 
 
+@pytest.mark.parametrize("first_bytes", [b"\x80\x02", b"PK"])
+def test_a_safetensors_header_length_that_begins_like_a_pickle_still_loads(capsys, copy_run, first_bytes) -> None:
+    """The 8-byte header length of a valid file can begin with 0x80 0x02 (640) or "PK" (19,280), the bytes a
+    pickle or a zip begins with; the JSON header after it tells them apart. Here the tiny run's header is padded
+    with spaces (as the format allows) to such a length, and the model still samples."""
+    folder = copy_run()
+    path = folder / "model.safetensors"
+    data = path.read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    wanted = int.from_bytes(first_bytes.ljust(8, b"\0"), "little")
+    assert length <= wanted  # data offsets count from the end of the header, so padding keeps them valid
+    path.write_bytes(struct.pack("<Q", wanted) + data[8:8 + length] + b" " * (wanted - length) + data[8 + length:])
+    assert path.read_bytes()[:2] == first_bytes
+    code, out, _ = gencli_inprocess(capsys, "sample", "charrnn", "--weights", str(folder), "--length", "5")
+    assert code == 0 and len(out) > 0
+
+
 def test_refusal_in_a_real_process_and_the_debug_traceback(copy_run) -> None:
     folder = copy_run()
     torch_pickle(legacy=False)(folder)
