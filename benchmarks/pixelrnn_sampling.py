@@ -3,7 +3,7 @@ row per layer per pixel, recurrent state carried), for each architecture, at bat
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pixelrnn_sampling.py [--naive-rows 4] [--rows 28]
 
-Each architecture uses its preset's size (PixelCNN: the bundled model's) with random weights: speed does not
+Each architecture uses its preset's size (gated-pixelcnn: the bundled model's) with random weights: speed does not
 depend on the values. The naive sampler costs the same for every pixel (one full pass each), so it is timed
 on its first --naive-rows rows and scaled to whole images; the cached sampler is timed on --rows rows.
 Images/s counts whole 28x28 images summed over the batch.
@@ -36,12 +36,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--naive-rows", type=int, default=4, help="rows timed for the naive sampler")
     parser.add_argument("--rows", type=int, default=28, help="rows timed for the cached sampler")
-    parser.add_argument("--arch", action="append", help="architecture(s) to time (default: all three)")
+    parser.add_argument("--arch", action="append", help="architecture(s) to time (default: all four)")
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s), torch {torch.__version__}"
           f" ({torch.get_num_threads()} threads)")
     print(f"{'arch':16} {'layers x maps':>13} {'batch':>5} {'naive img/s':>12} {'cached img/s':>13} {'ratio':>7}")
-    for arch in args.arch or ["pixelcnn", "row-lstm", "diagonal-bilstm"]:
+    for arch in args.arch or ["gated-pixelcnn", "pixelcnn", "row-lstm", "diagonal-bilstm"]:
         torch.manual_seed(0)
         config = Config(**{**plugin.presets[arch].config, "levels": 2, "channels": 1})
         model = PixelRNN(config).eval()
