@@ -62,6 +62,8 @@ class TrainOptions:
     real_label: float = option(0.9, "The discriminator's target for real images; 0.9 is one-sided label smoothing "
                                     "(Salimans et al. 2016): with it (and D dropout 0.5) the bundled MLP GAN's "
                                     "label entropy rose from 1.55 to 1.96 nats (ln 10 = 2.30); 1 turns it off.")
+    r1: float = option(0.0, "R1 penalty (Mescheder et al. 2018): gamma / 2 times the discriminator's squared "
+                            "input gradient on real images; 0 turns it off.")
 
 
 @dataclass

@@ -60,14 +60,17 @@ class GANPair(nn.Module):
     # -- the step --
 
     def forward(self, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor,
-                real_target: float = 1.0) -> dict[str, torch.Tensor]:
+                real_target: float = 1.0, r1: float = 0.0) -> dict[str, torch.Tensor]:
         generator, discriminator = self.generator, self.discriminator
-        real = self.from_uint8(real)  # (B, C, H, W)
+        real = self.from_uint8(real).requires_grad_(r1 > 0)  # (B, C, H, W)
         fake = generator(z, labels)  # (B, C, H, W)
         real_logits = discriminator(real, labels)  # (B,)
         fake_logits = discriminator(fake.detach(), labels)  # (B,): no gradient reaches G through L_D
         d_loss = (F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, real_target))
                   + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+        if r1 > 0:
+            (slope,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+            d_loss = d_loss + r1 / 2 * slope.square().flatten(1).sum(1).mean()
         # D with its parameters held fixed (buffers such as batch-norm statistics still come from the module).
         frozen = {name: p.detach() for name, p in discriminator.named_parameters()}
         g_logits = functional_call(discriminator, frozen, (fake, labels))  # (B,)
@@ -97,7 +100,7 @@ def configure_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
 
 def loss(model: nn.Module, batch: tuple[torch.Tensor, ...], options: Any) -> tuple[torch.Tensor, dict[str, float]]:
     real, labels, z = batch
-    out = model(real, labels, z, getattr(options, "real_label", 1.0))
+    out = model(real, labels, z, getattr(options, "real_label", 1.0), getattr(options, "r1", 0.0))
     with torch.no_grad():
         metrics = {
             "d_loss": float(out["d_loss"]),
