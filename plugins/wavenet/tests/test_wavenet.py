@@ -123,6 +123,17 @@ def test_graph_sampler_steps_match_the_cached_sampler_across_blocks_and_queue_wr
                 cached.push(chosen)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the graph capture itself)")
+def test_graph_sampler_on_a_gpu_replays_the_cached_samplers_clip() -> None:
+    """The CUDA-graph replay (capture, state restored after the warm-up, blocks replayed) against the cached
+    sampler on the same GPU; a clip of 150 samples is two blocks of 64 and a partial one."""
+    model, config = random_model()
+    model = model.cuda()
+    prefix = np.random.default_rng(4).integers(0, 256, (3, model.receptive_field + 5))
+    common = {"n": 3, "steps": 150, "speakers": [2, 0, 1], "temperature": 0.8, "seed": 9, "prefix": prefix}
+    assert np.array_equal(generate(model, config, "graph", **common), generate(model, config, "cached", **common))
+
+
 def test_sample_length_and_range() -> None:
     model, config = random_model()
     with torch.inference_mode():
