@@ -391,10 +391,14 @@ class Trainer:
 
             forward_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                                     else None)
-        if engine.compile:
+        sets_gradients = getattr(plugin, "gradients", None) is not None
+        if engine.compile and not sets_gradients:
             forward_model = torch.compile(forward_model)
         progress = _progress_for(dist, engine.steps, step, self.quiet, f"train {plugin.name}",
                                  describe_schedule(engine))
+        if engine.compile and sets_gradients:
+            progress.message(f"--compile has no effect: {plugin.name} computes its gradients itself, without the "
+                             "model's forward")
         if note:
             progress.message(note)
         self.session_started = time.monotonic()

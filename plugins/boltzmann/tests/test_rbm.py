@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
+from conftest import run_gencli  # noqa: E402
 
 from gencli.errors import UsageError
 from gencli.plugin import Images, SampleRequest, Text
@@ -181,3 +186,13 @@ def test_bernoulli16_draws_each_probability_and_is_seeded() -> None:
     assert ((frequency - probability[0]).abs() <= 5 * error + 1e-9).all(), frequency
     torch.manual_seed(0)
     assert torch.equal(common.bernoulli16(probability), samples)
+
+
+def test_training_from_the_command_line_uses_the_hand_written_update(tmp_path) -> None:
+    """`gencli train rbm` runs the gradients hook end to end (checkpoint, evaluation at the end); --compile,
+    which only compiles a forward pass, says it has no effect instead of silently doing nothing."""
+    run = tmp_path / "run"
+    process = run_gencli("train", "rbm", "--preset", "tiny", "--steps", "4", "--compile", "--out", str(run))
+    assert process.returncode == 0, process.stderr
+    assert "--compile has no effect: rbm computes its gradients itself" in str(process.stderr)
+    assert (run / "model.safetensors").is_file() and (run / "training_state").is_dir()
