@@ -19,8 +19,10 @@ from gencli.plugin import LazyPlugin, Preset, option
 
 @dataclass
 class Config:
-    arch: Literal["conv", "mlp"] = option("conv", "Encoder/decoder networks: conv (two stride-2 convolutions "
-                                                  "each way) or mlp (two dense layers each way).")
+    arch: Literal["conv", "mlp", "draw"] = option("conv", "Encoder/decoder networks: conv (two stride-2 "
+                                                          "convolutions each way), mlp (two dense layers each way) "
+                                                          "or draw (Gregor et al. 2015: LSTMs that read and write "
+                                                          "through attention over --glimpses steps).")
     latent_size: int = option(32, "Dimensions of z; 16-32 suit MNIST (unused ones collapse to the prior).")
     conv_channels: int = option(16, "Channels of the first conv layer (the second has twice as many); 16 keeps "
                                          "the k=500 evaluation of 500 digits within seconds on a CPU.")
@@ -29,6 +31,9 @@ class Config:
         "auto", "Decoder distribution: bernoulli for binary images, logistic (discretized, per pixel and "
                 "channel) for grayscale/RGB; auto: bernoulli for the embedded MNIST, logistic for --data DIR.")
     image_size: int = option(28, "Images are resized to this square size (a multiple of 4 for --arch conv).")
+    glimpses: int = option(16, "--arch draw: read/write steps T; the code is T x latent_size (paper: 64).")
+    read_size: int = option(2, "--arch draw: the read glimpse is N x N (paper on MNIST: 2).")
+    write_size: int = option(5, "--arch draw: the written patch is N x N (paper on MNIST: 5).")
     channels: int = option(0, "Colour channels, learned from the data (0: not yet known).", flag=False)
 
 
@@ -54,6 +59,8 @@ class SampleOptions:
     dims: int = option(10, "Rows of a --traverse grid (0: every latent dimension).")
     span: float = option(3.0, "A --traverse row runs from -span to +span prior standard deviations.")
     draw: bool = option(False, "Show random draws from p(x|z) instead of the decoder's means/probabilities.")
+    canvases: bool = option(False, "--arch draw: show each sample being drawn, its canvas after every glimpse, "
+                                   "one row per sample (-n rows).")
 
 
 @dataclass
@@ -77,6 +84,10 @@ class VAE(LazyPlugin):
                        train={"steps": 50, "batch_size": 16}),
         "mlp": Preset("Burda et al.'s one-stochastic-layer model: 2 x 200 units each way, 50 latents (ELU here).",
                       config={"arch": "mlp", "hidden_size": 200, "latent_size": 50}, train={}),
+        "draw": Preset("DRAW with attention (Gregor et al. 2015) at CPU size: 16 glimpses, read 2x2, write 5x5, "
+                       "LSTMs of 256, 16 latents per glimpse.",
+                       config={"arch": "draw", "glimpses": 16, "latent_size": 16, "hidden_size": 256},
+                       train={"grad_clip": 10.0}),
     }
     # Adam 1e-3, batch 64: 10,000 steps (160 epochs of the 4,000 training digits) take about 7 minutes on one
     # busy CPU thread and reach a test NLL of about 94 nats. No clipping: the loss is in nats per image (about

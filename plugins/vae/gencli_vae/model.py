@@ -73,8 +73,12 @@ def _shape(config: Any) -> Any:
     return replace(config, channels=config.channels or 1)
 
 
-def build(config: Any) -> VariationalAutoencoder:
+def build(config: Any) -> nn.Module:
     _check_config(config)
+    if config.arch == "draw":
+        from gencli_vae.draw import DRAW
+
+        return DRAW(config)
     return VariationalAutoencoder(config)
 
 
@@ -83,6 +87,12 @@ def _check_config(config: Any) -> None:
         raise UsageError("--latent-size, --hidden-size and --conv-channels must be at least 1")
     if config.image_size < 4 or (config.arch == "conv" and config.image_size % 4):
         raise UsageError(f"--image-size {config.image_size}: --arch conv needs a multiple of 4 (e.g. 28 or 32)")
+    if config.arch == "draw":
+        if min(config.glimpses, config.read_size, config.write_size) < 1:
+            raise UsageError("--glimpses, --read-size and --write-size must be at least 1")
+        if config.likelihood == "logistic":
+            raise UsageError("--arch draw models binary images: use --likelihood bernoulli (a folder is then "
+                             "binarized like the embedded digits)")
 
 
 # ---- data ------------------------------------------------------------------------------------------------------
@@ -95,7 +105,7 @@ def prepare(data: str | None, config: Any, options: Any) -> Prepared:
         raise UsageError("--kl-warmup must be 0 or more steps")
     _check_config(config)
     if config.likelihood == "auto":
-        config.likelihood = "bernoulli" if is_embedded(data) else "logistic"
+        config.likelihood = "bernoulli" if is_embedded(data) or config.arch == "draw" else "logistic"
     # A user's folder: train on 90%, evaluate() scores the fixed 10% held out.
     images = data_split(data, "train", config.image_size, config.channels or None)
     config.channels = images.shape[0]

@@ -29,6 +29,11 @@ def sample(model: Any, config: Any, options: Any, request: SampleRequest) -> Ima
     if options.traverse:
         return traversal(model, config, options, generator)
     z = torch.randn(request.n, model.latent_size, generator=generator, device=request.device)
+    if options.canvases:
+        if config.arch != "draw":
+            raise UsageError("--canvases shows DRAW's glimpse-by-glimpse drawing: it needs a model with --arch draw")
+        frames = torch.stack([torch.sigmoid(canvas) for canvas in model.canvases(z)], dim=1)  # (N, T, 1, H, W)
+        return Images(to_pixels(frames.flatten(0, 1)), columns=frames.shape[1])
     return Images(to_pixels(_show(model, model.decode(z), options, generator)))
 
 

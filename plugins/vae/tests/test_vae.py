@@ -270,3 +270,64 @@ def test_cli_interpolates_between_two_files_with_the_bundled_model(digit_files, 
     assert not np.array_equal(tile(walk, 0, 0), tile(walk, 0, 6))
     result = gencli("sample", "vae", "--interpolate", files[0], "-o", str(walk))
     assert result.returncode == 2 and "exactly two images" in result.stderr and "Traceback" not in result.stderr
+
+
+# ---- DRAW --------------------------------------------------------------------------------------------------------
+
+TINY_DRAW = {"arch": "draw", "latent_size": 3, "hidden_size": 16, "glimpses": 4}
+
+
+class TestDRAWContract(PluginContract):
+    plugin = plugin
+    tiny_config = TINY_DRAW
+    tiny_eval_options = {"k": 3, "max_images": 20}
+
+
+def test_draw_filterbanks_are_normalised_and_a_full_grid_reads_the_image() -> None:
+    """Each filter is a distribution over pixel positions; an N = size grid with stride 1, centred, with a
+    tiny variance reads the image back unchanged (eqs. 19-27 of Gregor et al. 2015)."""
+    from gencli_vae.draw import filterbanks
+
+    fx, fy, gamma = filterbanks(torch.tensor([[0.3, -0.2, 0.0, -1.0, 0.1]]), 28, 5)  # every filter inside
+    torch.testing.assert_close(fx.sum(-1), torch.ones(1, 5))
+    torch.testing.assert_close(fy.sum(-1), torch.ones(1, 5))
+    assert gamma.item() == pytest.approx(math.exp(0.1))
+    # centre 0 -> the middle, 13.5; stride (size-1)/(N-1) = 1; means 13.5 + (i - 13.5) = i
+    fx, fy, _ = filterbanks(torch.tensor([[0.0, 0.0, math.log(1e-3), 0.0, 0.0]]), 28, 28)
+    image = torch.rand(1, 28, 28)
+    torch.testing.assert_close(fy @ image @ fx.transpose(1, 2), image, rtol=0, atol=1e-4)
+
+
+def test_draw_bound_matches_its_parts_and_decoding_the_posterior_path_reconstructs(test_digits) -> None:
+    """k=1 with zero noise: log w = log p(x | mean path) + log p(mean path) - log q(mean path), and the
+    decoder run alone on that code gives the same canvas as the joint pass."""
+    model, _ = tiny_model(**TINY_DRAW)
+    x = test_digits[:6]
+    with torch.no_grad():
+        weights = model(x, noise=torch.zeros(1, 6, model.latent_size))
+        mean, log_var = model.posterior(x)
+        logits = model.decode(mean)
+        log_px = torch.distributions.Bernoulli(logits=logits).log_prob(x).flatten(1).sum(1)
+        q = torch.distributions.Normal(mean, torch.exp(0.5 * log_var))
+        prior = torch.distributions.Normal(torch.zeros_like(mean), torch.ones_like(mean))
+        expected = log_px + prior.log_prob(mean).sum(1) - q.log_prob(mean).sum(1)
+    torch.testing.assert_close(weights.total()[0], expected, rtol=1e-5, atol=1e-3)
+    assert model.latent_size == 4 * 3 and mean.shape == (6, 12)
+
+
+def test_draw_canvases_show_every_glimpse_and_end_at_the_sample(tmp_path) -> None:
+    model, config = tiny_model(**TINY_DRAW)
+    request = SampleRequest(3, 0, CPU)
+    with torch.inference_mode():
+        grid = plugin.sample(model, config, SampleOptions(canvases=True), request)
+        final = plugin.sample(model, config, SampleOptions(), request)
+    assert grid.columns == 4 and grid.pixels.shape == (12, 28, 28, 1)
+    assert np.array_equal(grid.pixels[3::4], final.pixels)  # the last canvas of each row is the sample
+
+
+def test_canvases_need_a_draw_model_and_draw_needs_binary_images() -> None:
+    model, config = tiny_model()
+    with pytest.raises(UsageError, match="--arch draw"):
+        plugin.sample(model, config, SampleOptions(canvases=True), SampleRequest(1, 0, CPU))
+    with pytest.raises(UsageError, match="binary images"):
+        plugin.build(Config(**TINY_DRAW, likelihood="logistic"))
