@@ -72,7 +72,21 @@ def gate_groups(hidden: int, colours: int) -> torch.Tensor:
     return channel_groups(hidden, colours).repeat_interleave(4)
 
 
-class ResidualConvBlock(nn.Module):
+class ConvolutionRows:
+    """Incremental running for blocks of convolutions alone: no state beyond the cached input rows, and the
+    output row is a forward pass over the ``reach + 1`` rows it reads."""
+
+    def start(self, batch: int, width: int, like: torch.Tensor) -> Any:
+        return None
+
+    def step(self, rows: torch.Tensor, state: Any, j: int) -> torch.Tensor:
+        return self.forward(rows)[:, :, -1:]  # rows (B, C, reach+1, W) -> the last row (B, C, 1, W)
+
+    def end_row(self, row: torch.Tensor, state: Any) -> None:
+        return None
+
+
+class ResidualConvBlock(ConvolutionRows, nn.Module):
     """PixelCNN residual block: ReLU, masked k x k conv (mask B), ReLU, 1 x 1 conv, added to the input."""
 
     def __init__(self, width: int, colours: int, kernel: int = 3) -> None:
@@ -83,15 +97,6 @@ class ResidualConvBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.mix(F.relu(self.conv(F.relu(x))))
-
-    def start(self, batch: int, width: int, like: torch.Tensor) -> Any:
-        return None  # convolutions carry no state: the cached input rows are all they need
-
-    def step(self, rows: torch.Tensor, state: Any, j: int) -> torch.Tensor:
-        return self.forward(rows)[:, :, -1:]  # rows (B, C, reach+1, W) -> the last row (B, C, 1, W)
-
-    def end_row(self, row: torch.Tensor, state: Any) -> None:
-        return None
 
 
 class RowLSTMBlock(nn.Module):
@@ -282,7 +287,7 @@ class GatedStem(nn.Module):
         return torch.cat([vertical, self.horizontal(x) + self.link(vertical)], dim=1)  # (B, 2w, H, W)
 
 
-class GatedBlock(nn.Module):
+class GatedBlock(ConvolutionRows, nn.Module):
     """One gated layer: both stacks through gated units, the vertical stack's pre-activations linked into the
     horizontal one (1 x 1), and a residual connection on the horizontal stack (the paper's figure 2)."""
 
@@ -300,15 +305,6 @@ class GatedBlock(nn.Module):
         vertical_pre = self.vertical(vertical)  # (B, 2w, H, W)
         horizontal_pre = self.horizontal(horizontal) + self.link(vertical_pre)
         return torch.cat([gate(vertical_pre), horizontal + self.mix(gate(horizontal_pre))], dim=1)
-
-    def start(self, batch: int, width: int, like: torch.Tensor) -> Any:
-        return None  # convolutions only, as ResidualConvBlock
-
-    def step(self, rows: torch.Tensor, state: Any, j: int) -> torch.Tensor:
-        return self.forward(rows)[:, :, -1:]
-
-    def end_row(self, row: torch.Tensor, state: Any) -> None:
-        return None
 
 
 BLOCKS = {"pixelcnn": ResidualConvBlock, "gated-pixelcnn": GatedBlock, "row-lstm": RowLSTMBlock,

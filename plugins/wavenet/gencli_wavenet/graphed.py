@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from gencli_wavenet.model import CLASSES, WaveNetModel
-from gencli_wavenet.sampling import draw, prime
+from gencli_wavenet.sampling import draw, layer_step, output_logits, prime
 
 BLOCK = 64  # steps per replay: long enough to amortise the launch, short enough to capture in well under a second
 
@@ -48,8 +48,8 @@ class StaticStepper:
         self.logits = torch.zeros(block, len(speaker), CLASSES, device=device) if keep_logits else None
 
     def _logits(self) -> torch.Tensor:
-        """One step of the cached recurrence; the same arithmetic as CachedStepper._advance, with each layer's
-        ring-buffer slot (step mod dilation) computed on the device rather than in Python."""
+        """One step of the cached recurrence (CachedStepper._advance), with each layer's ring-buffer slot
+        (step mod dilation) computed on the device rather than in Python."""
         model = self.model
         slots = torch.remainder(self.step, self.dilations)  # (L,)
         h = self.tap_prev[self.prev] + self.tap_cur[self.cur] + model.causal.bias  # (N, R)
@@ -57,16 +57,10 @@ class StaticStepper:
         for index, (layer, queue, cond) in enumerate(zip(model.layers, self.queues, self.cond)):
             slot = slots[index:index + 1]
             past = queue.index_select(2, slot)[:, :, 0]  # (N, R) input at t - d
-            w = layer.dilated.weight  # (2G, R, 2)
-            a = past @ w[:, :, 0].t() + h @ w[:, :, 1].t() + cond  # (N, 2G)
-            filt, gate = a.chunk(2, dim=1)
-            z = torch.tanh(filt) * torch.sigmoid(gate)  # (N, G)
             queue.index_copy_(2, slot, h[:, :, None])
-            skip = skip + z @ layer.skip.weight[:, :, 0].t() + layer.skip.bias  # (N, S)
-            h = h + z @ layer.residual.weight[:, :, 0].t() + layer.residual.bias
-        out = torch.relu(torch.relu(skip) @ model.out1.weight[:, :, 0].t() + model.out1.bias)
+            h, skip = layer_step(layer, past, h, cond, skip)
         self.step.add_(1)
-        return (out @ model.out2.weight[:, :, 0].t() + model.out2.bias).float()  # (N, 256)
+        return output_logits(model, skip)  # (N, 256)
 
     def run_block(self) -> None:
         for k in range(self.block):

@@ -175,18 +175,32 @@ class CachedStepper:
         skip = 0
         for layer, queue, cond in zip(model.layers, self.queues, self.cond):
             slot = self.step % layer.dilation
-            past = queue[:, :, slot]  # (N, R) input at t - d
-            w = layer.dilated.weight  # (2G, R, 2)
-            a = past @ w[:, :, 0].t() + h @ w[:, :, 1].t() + cond  # (N, 2G)
-            filt, gate = a.chunk(2, dim=1)
-            z = torch.tanh(filt) * torch.sigmoid(gate)  # (N, G)
+            past = queue[:, :, slot]  # (N, R) input at t - d: a view, so overwritten only after its use
+            h_next, skip = layer_step(layer, past, h, cond, skip)
             queue[:, :, slot] = h
-            skip = skip + z @ layer.skip.weight[:, :, 0].t() + layer.skip.bias  # (N, S)
-            h = h + z @ layer.residual.weight[:, :, 0].t() + layer.residual.bias
-        out = torch.relu(torch.relu(skip) @ model.out1.weight[:, :, 0].t() + model.out1.bias)
+            h = h_next
         self.prev = cur
         self.step += 1
-        return (out @ model.out2.weight[:, :, 0].t() + model.out2.bias).float()  # (N, 256)
+        return output_logits(model, skip)
 
     def push(self, chosen: torch.Tensor) -> None:
         self.logits = self._advance(chosen)
+
+
+def layer_step(layer: Any, past: torch.Tensor, h: torch.Tensor, cond: torch.Tensor,
+               skip: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """One dilated layer at one time step, from its input ``dilation`` steps back (``past``) and now (``h``),
+    both (N, R): (the next layer's input, the skip sum with this layer's part added). Shared by the cached and
+    the graph samplers, so they agree to the last bit."""
+    w = layer.dilated.weight  # (2G, R, 2)
+    a = past @ w[:, :, 0].t() + h @ w[:, :, 1].t() + cond  # (N, 2G)
+    filt, gate = a.chunk(2, dim=1)
+    z = torch.tanh(filt) * torch.sigmoid(gate)  # (N, G)
+    skip = skip + z @ layer.skip.weight[:, :, 0].t() + layer.skip.bias  # (N, S)
+    return h + z @ layer.residual.weight[:, :, 0].t() + layer.residual.bias, skip
+
+
+def output_logits(model: WaveNetModel, skip: torch.Tensor) -> torch.Tensor:
+    """relu -> 1x1 -> relu -> 1x1 on the summed skips (N, S): the next sample's logits (N, 256)."""
+    out = torch.relu(torch.relu(skip) @ model.out1.weight[:, :, 0].t() + model.out1.bias)
+    return (out @ model.out2.weight[:, :, 0].t() + model.out2.bias).float()
