@@ -102,11 +102,26 @@ def no_progress(done: int, total: int, *, realtime_rate: float | None = None) ->
 class SampleRequest:
     n: int  # how many samples (-n)
     seed: int  # already applied to torch's global RNG; also handy for a local generator
-    device: torch.device
+    device: torch.device  # the string "cpu" on a NumpySampler's torch-free path
     # Call progress(done, total) as long generation advances (e.g. audio samples per clip). With
     # realtime_rate (output units per second of real time, e.g. 16000 for 16 kHz audio) the core also shows
     # the real-time factor. The core draws a bar at a terminal and prints one summary line otherwise.
     progress: Callable[..., None] = no_progress
+
+
+@dataclass
+class NumpySampler:
+    """A torch-free way to sample on the CPU, offered by a plugin's optional ``numpy_sampler`` member.
+
+    ``tensors`` lists every tensor of ``build(config).state_dict()``: name -> (shape, dtype name as torch spells
+    it without the prefix, e.g. ``"float32"``). The core checks the safetensors header against it and every
+    float value for NaN/Inf, exactly as it checks a built model, then reads the file with ``safetensors.numpy``
+    and calls ``sample(weights, request)`` with the arrays by name (read-only) and a request whose ``device`` is
+    the string ``"cpu"``. It returns what ``Plugin.sample`` would, and the provenance is the same.
+    """
+
+    tensors: Mapping[str, tuple[tuple[int, ...], str]]
+    sample: Callable[[Mapping[str, np.ndarray], SampleRequest], Output]
 
 
 @dataclass
@@ -196,6 +211,16 @@ class OptionalMembers(Protocol):
         autograd computes cheaply (contrastive divergence). The engine keeps everything else: the optimizer,
         the lr schedule, clipping, checkpoints, and averaging the gradients over processes.
         ``loss`` stays the definition (the contract tests check that the two agree)."""
+        ...
+
+    def numpy_sampler(self, config: Any, options: Any) -> NumpySampler | None:
+        """A torch-free sampler for ``config`` and the ``SampleOptions`` given, or None to build the torch model
+        and call ``sample``. Asked only when the command certainly runs on the CPU (``--device cpu``, or ``auto``
+        on a machine without a usable GPU); it must not import torch, and should be quick (heavy imports such as
+        numba belong inside ``NumpySampler.sample``). It pays where importing torch costs more than sampling:
+        a command on a small model then starts in a fraction of a second instead of two or more. The contract
+        tests check ``tensors`` against ``build``; the plugin's own tests should check that both paths agree on
+        the same weights. ``GENCLI_SAMPLE_TORCH=1`` makes the core ignore this member (for comparisons)."""
         ...
 
 

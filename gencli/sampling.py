@@ -1,15 +1,23 @@
-"""`gencli sample`: weights -> model -> plugin.sample -> writer, with provenance."""
+"""`gencli sample`: weights -> model -> plugin.sample -> writer, with provenance.
+
+On the CPU a plugin may offer a torch-free path (``OptionalMembers.numpy_sampler``): the same weights checks,
+the weights as numpy arrays, the plugin's numpy sampler, the same writers and provenance, and no torch import.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import re
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from gencli import writers
 from gencli.errors import UsageError
-from gencli.plugin import SampleRequest
+from gencli.plugin import NumpySampler, SampleRequest
 
 
 def _plain(value: Any) -> Any:
@@ -80,26 +88,39 @@ class SampleProgress:
 
 
 def run_sample(plugin: Any, options: Any, *, output: str | None, n: int, seed: int, weights: str | None,
-               revision: str | None, device: str, quiet: bool) -> None:
+               revision: str | None, device: str, quiet: bool, threads: int | None = None) -> None:
     if n < 1:
         raise UsageError("-n must be at least 1")
     writers.check_destination(plugin.modality, output)  # fail before loading anything
     from gencli import weights as weights_module
 
     located = weights_module.locate(plugin, weights, revision, quiet=quiet)  # torch-free checks first
-    import torch
+    numpy_path = numpy_sampler_of(plugin, located.config, options, device, threads)
+    if numpy_path is not None:  # no torch at all: importing it would cost more than many a sample
+        loaded = weights_module.load_located_arrays(located, numpy_path.tensors)
+        seed_without_torch(seed)
+        inference: Any = contextlib.nullcontext()
+        target: Any = "cpu"
 
-    from gencli.device import resolve_device, seed_everything
+        def generate(request: SampleRequest) -> Any:
+            return numpy_path.sample(loaded.model, request)
+    else:
+        import torch
 
-    torch_device = resolve_device(device)
-    loaded = weights_module.load_located(plugin, located, torch_device)
-    seed_everything(seed)
+        from gencli.device import resolve_device, seed_everything
+
+        target = resolve_device(device)
+        loaded = weights_module.load_located(plugin, located, target)
+        seed_everything(seed)
+        inference = torch.inference_mode()
+
+        def generate(request: SampleRequest) -> Any:
+            return plugin.sample(loaded.model, loaded.config, options, request)
     provenance = provenance_of(plugin, loaded, seed, options)
     progress = SampleProgress(quiet=quiet, description=f"sample {plugin.name}")
     try:
-        with torch.inference_mode():
-            request = SampleRequest(n, seed, torch_device, progress=progress.update)
-            result = plugin.sample(loaded.model, loaded.config, options, request)
+        with inference:
+            result = generate(SampleRequest(n, seed, target, progress=progress.update))
             progress.close()
             # Text streams lazily, so writing happens inside inference mode too.
             written = writers.write(result, output, provenance, default_stem=plugin.name)
@@ -107,3 +128,69 @@ def run_sample(plugin: Any, options: Any, *, output: str | None, n: int, seed: i
         progress.close()
     if not quiet and written != ["-"]:
         print(f"wrote {', '.join(written)}", file=sys.stderr)
+
+
+# ---- the torch-free path --------------------------------------------------------------------------------------
+
+
+def numpy_sampler_of(plugin: Any, config: Any, options: Any, device: str | None,
+                     threads: int | None) -> NumpySampler | None:
+    """The plugin's torch-free sampler for this command (``OptionalMembers.numpy_sampler``), or None: the plugin
+    has none, declines these options, the command may run on a GPU, or GENCLI_SAMPLE_TORCH=1 asks for torch."""
+    offer = getattr(plugin, "numpy_sampler", None)
+    if offer is None or os.environ.get("GENCLI_SAMPLE_TORCH", "") not in ("", "0") or not certainly_cpu(device):
+        return None
+    numpy_threads(threads)  # before the plugin imports numpy
+    return offer(config, options)
+
+
+def certainly_cpu(spec: str | None) -> bool:
+    """Whether ``--device SPEC`` resolves to the CPU, decided without importing torch. False when unsure: the
+    torch path then decides, so a wrong guess costs time, never the GPU."""
+    spec = (spec or "auto").strip().lower()
+    if spec != "auto":
+        return spec == "cpu"
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):  # every GPU hidden
+        return True
+    import importlib.util
+
+    found = importlib.util.find_spec("torch")  # finds the package without running it
+    if found is None or not found.submodule_search_locations:
+        return True
+    try:
+        version = (Path(list(found.submodule_search_locations)[0]) / "version.py").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    builds = re.findall(r"^(cuda|hip)\s*(?::[^=]*)?=\s*(.+?)\s*$", version, flags=re.M)
+    if builds and all(value == "None" for _, value in builds):
+        return True  # torch's CPU build: cuda and hip are None
+    if not builds or not sys.platform.startswith("linux"):
+        return False
+    # A CUDA or ROCm build: it can only find a GPU whose driver made these device files.
+    return not any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg"))
+
+
+def numpy_threads(threads: int | None) -> None:
+    """Thread pools for the numpy path, set before numpy and numba load (they read these variables then).
+
+    ``--threads N`` sets numba's pool and numpy's BLAS. Otherwise the BLAS gets one thread unless the user chose
+    (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS): a sampling step's products are too small to share, and two OpenBLAS
+    threads on a busy 2-core machine made 16 charrnn streams 28x slower. numba keeps its default (one clip per
+    thread for -n N). torch, if a declined plugin falls back to it, reads neither variable.
+    """
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"--threads {threads}: must be at least 1")
+        os.environ["NUMBA_NUM_THREADS"] = os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
+    elif not (os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")):
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+
+def seed_without_torch(seed: int) -> None:
+    """``seed_everything`` less torch: Python's and numpy's global generators."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)

@@ -15,7 +15,8 @@ Usage in a plugin's tests::
 
 The checks cover the contract's promises: a torch-free declaration, documented flags, a model that builds on
 the meta device, deterministic batches, a loss that training lowers, seeded sampling of the right type,
-finite evaluation figures, and a save/load round trip through the core's weights module.
+finite evaluation figures, a save/load round trip through the core's weights module, and for a plugin with a
+torch-free sampler, its tensor list against the model.
 """
 
 from __future__ import annotations
@@ -222,3 +223,30 @@ class PluginContract:
         assert loaded.config == prepared.config
         for name, tensor in model.state_dict().items():
             assert torch.equal(tensor, loaded.model.state_dict()[name]), name
+
+    def test_numpy_sampler_checks_the_models_tensors_and_samples(self, tmp_path: Any) -> None:
+        """For a plugin with ``numpy_sampler``: its tensor list is ``build(config).state_dict()``'s, and through the
+        core's torch-free loader it samples the saved weights, typed and seeded like ``sample``."""
+        import pytest
+
+        if getattr(self.plugin, "numpy_sampler", None) is None:
+            pytest.skip("the plugin has no torch-free sampler")
+        from gencli import weights
+
+        model, prepared, _ = self._model()
+        options = self.plugin.SampleOptions(**self.tiny_sample_options)
+        offered = self.plugin.numpy_sampler(prepared.config, options)
+        if offered is None:
+            pytest.skip("the plugin declines the tiny sample options")
+        expected = {name: (tuple(t.shape), str(t.dtype).removeprefix("torch."))
+                    for name, t in model.state_dict().items()}
+        assert {name: (tuple(shape), dtype) for name, (shape, dtype) in offered.tensors.items()} == expected
+        weights.save_model(tmp_path, self.plugin, model, prepared.config)
+        loaded = weights.load_located_arrays(weights.locate(self.plugin, str(tmp_path)), offered.tensors)
+
+        def draw(seed: int) -> bytes:
+            output = offered.sample(loaded.model, SampleRequest(1, seed, "cpu"))
+            assert isinstance(output, OUTPUT_TYPES[self.plugin.modality])
+            return payload(output)
+
+        assert draw(1) == draw(1) and draw(1) != draw(2)

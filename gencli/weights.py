@@ -294,6 +294,27 @@ def load_located(plugin: Any, located: Located, device: Any) -> LoadedModel:
     return LoadedModel(model, config, where, sha256_of(where.weights_file))
 
 
+def load_located_arrays(located: Located, tensors: Any) -> LoadedModel:
+    """The torch-free twin of ``load_located``, for a plugin's ``NumpySampler``: the same checks (tensor names,
+    shapes and dtypes against ``tensors``, name -> (shape, dtype), and finite values), and the weights as numpy
+    arrays by name in ``LoadedModel.model``."""
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    where = located.source
+    check_against_model(where.weights_file, located.header,
+                        {name: (list(shape), dtype) for name, (shape, dtype) in tensors.items()})
+    try:
+        arrays = load_file(str(where.weights_file))
+    except Exception as error:  # safetensors' own checks (overlapping offsets, ...)
+        raise GencliError(f"{where.weights_file}: unreadable safetensors ({error})") from None
+    for name, array in arrays.items():
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            raise GencliError(f"{where.weights_file}: tensor {name} contains NaN or Inf")
+        array.flags.writeable = False  # shared by the sampler's layout code; nothing may change the weights
+    return LoadedModel(arrays, located.config, where, sha256_of(where.weights_file))
+
+
 def load(plugin: Any, source: str | None, revision: str | None, device: Any, *, quiet: bool = False) -> LoadedModel:
     """Resolve, validate and load weights into a freshly built model on ``device`` (eval mode).
 

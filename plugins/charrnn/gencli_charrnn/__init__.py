@@ -1,13 +1,14 @@
 """charrnn: a character-level LSTM language model (Graves 2013, section 3; Karpathy's char-rnn).
 
 This module is the plugin's declaration and stays torch-free; the model lives in ``model.py`` and is
-imported only when the plugin is used.
+imported only when the plugin is used. On the CPU, sampling needs no torch at all (``numpy_sampler``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gencli.plugin import LazyPlugin, Preset, option
 
@@ -61,6 +62,14 @@ class CharRNN(LazyPlugin):
     train_defaults = {"steps": 2000, "batch_size": 32, "lr": 2e-3, "grad_clip": 1.0, "warmup_steps": 50}
     default_data = "pydoc-topics: Python's language reference shipped with every CPython (~465k characters)"
     bundled_weights = Path(__file__).parent / "weights"
+
+    def numpy_sampler(self, config: Config, options: SampleOptions) -> Any:
+        """On the CPU the cell runs in numpy (``numpy_lstm.py``): `gencli sample charrnn` then needs no torch."""
+        from gencli.plugin import NumpySampler
+        from gencli_charrnn import numpy_lstm
+
+        return NumpySampler(numpy_lstm.tensor_specs(config),
+                            lambda weights, request: numpy_lstm.sample_arrays(weights, config, options, request))
 
 
 plugin = CharRNN()

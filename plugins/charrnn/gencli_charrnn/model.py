@@ -13,6 +13,7 @@ from torch import nn
 from gencli.data.text import Vocabulary, load_text, split
 from gencli.errors import UsageError
 from gencli.plugin import EvalRequest, Prepared, SampleRequest, Text
+from gencli_charrnn.numpy_lstm import assemble, check_sample_options, start_text
 
 
 class CharLSTM(nn.Module):
@@ -77,44 +78,23 @@ def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], options: An
 
 def sample(model: CharLSTM, config: Any, options: Any, request: SampleRequest) -> Text:
     codec = Codec(config.vocab)
-    missing = codec.unknown(options.prime)
-    if missing:
-        raise UsageError(f"--prime has characters the model never saw: {''.join(missing)!r}")
-    if options.length < 0:
-        raise UsageError("--length must be at least 0")
-    if not options.temperature > 0:
-        raise UsageError("--temperature must be positive")
-    return Text(_stream(model, codec, options, request))
+    check_sample_options(codec, options)
+    return Text(assemble(options.prime, request.n, _draws(model, codec, options, request), codec.characters))
 
 
-def _stream(model: CharLSTM, codec: Codec, options: Any, request: SampleRequest) -> Iterator[str]:
-    """Yield characters as they are generated; -n N runs N streams as one batch and prints them in turn."""
+def _draws(model: CharLSTM, codec: Codec, options: Any, request: SampleRequest) -> Iterator[list[int]]:
+    """One list of N indices per drawn character; -n N runs N streams as one batch."""
     device, n = request.device, request.n
     generator = torch.Generator(device=device).manual_seed(request.seed)
     with torch.inference_mode():
-        prime = options.prime or codec.characters[_start_index(codec)]
-        yield options.prime
-        ids = codec.encode(prime).to(device).expand(n, -1)  # (N, P)
+        ids = codec.encode(start_text(codec, options.prime)).to(device).expand(n, -1)  # (N, P)
         logits, state = model(ids)  # one pass over the prime builds the LSTM state
         logits = logits[:, -1]  # (N, V)
-        outputs: list[list[str]] = [[] for _ in range(n)]
         for _ in range(options.length):
             next_ids = _draw(logits, options, generator)  # (N,)
-            if n == 1:
-                yield codec.characters[int(next_ids[0])]
-            else:
-                for row, index in zip(outputs, next_ids.tolist()):
-                    row.append(codec.characters[index])
+            yield next_ids.tolist()
             logits, state = model(next_ids[:, None], state)  # one cell step per character
             logits = logits[:, -1]
-        if n > 1:
-            yield "".join(outputs[0])
-            for row in outputs[1:]:
-                yield "\n\n" + options.prime + "".join(row)
-
-
-def _start_index(codec: Codec) -> int:
-    return codec.index.get("\n", 0)
 
 
 def _draw(logits: torch.Tensor, options: Any, generator: torch.Generator) -> torch.Tensor:

@@ -6,13 +6,16 @@ et al. 2016): one queue of past activations per dilated layer, so a sample costs
 whole generation loop is compiled with numba.
 
 This module is the plugin's declaration and stays torch-free (and numba-free); the model lives in ``model.py``,
-the samplers in ``sampling.py`` and ``fused.py``, the audio data in ``audio.py``, all imported lazily.
+the samplers in ``sampling.py`` and ``fused.py``, the audio data in ``audio.py``, all imported lazily. On the CPU
+`gencli sample wavenet` never imports torch: ``numpy_sampler`` hands the core the tensors to check
+(``arch.py``) and the fused sampler, which runs on the weights as numpy arrays.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gencli.plugin import LazyPlugin, Preset, option
 
@@ -78,6 +81,20 @@ class WaveNet(LazyPlugin):
     default_data = ("speech: sentences of Python's reference spoken by espeak-ng in 4 voices (about 4 minutes, made "
                     "at first use and cached); without espeak-ng: babble, synthetic formant babble")
     bundled_weights = Path(__file__).parent / "weights"
+
+    def numpy_sampler(self, config: Config, options: SampleOptions) -> Any:
+        """On the CPU, the fused sampler runs on numpy weights: `gencli sample wavenet` then needs no torch."""
+        if options.sampler not in ("auto", "fused"):
+            return None  # the torch samplers (and their checks)
+        from gencli.plugin import NumpySampler
+        from gencli_wavenet import arch
+
+        def sample(weights: Any, request: Any) -> Any:
+            from gencli_wavenet.fused import sample_arrays  # numba: imported only to sample
+
+            return sample_arrays(weights, config, options, request)
+
+        return NumpySampler(arch.tensor_specs(config), sample)
 
 
 plugin = WaveNet()

@@ -19,19 +19,7 @@ from torch import nn
 from gencli.errors import UsageError
 from gencli.plugin import EvalRequest, Prepared
 from gencli_wavenet import audio
-
-CLASSES = audio.MU + 1  # 256-way softmax
-SILENCE = int(audio.mu_law_encode(np.zeros(1))[0])  # mu-law class of 0.0 (128)
-
-
-def dilations(config: Any) -> list[int]:
-    """1, 2, 4 .. 2^(layers_per_stack-1), repeated ``stacks`` times (the paper's schedule)."""
-    return [2**i for i in range(config.layers_per_stack)] * config.stacks
-
-
-def receptive_field(config: Any) -> int:
-    """Samples that one output sees: 2 for the causal input conv, plus each dilated layer's dilation."""
-    return 2 + sum(dilations(config))
+from gencli_wavenet.arch import CLASSES, SILENCE, check_config, dilations, receptive_field  # noqa: F401 (shared names)
 
 
 class ResidualLayer(nn.Module):
@@ -60,11 +48,7 @@ class ResidualLayer(nn.Module):
 class WaveNetModel(nn.Module):
     def __init__(self, config: Any) -> None:
         super().__init__()
-        for name in ("layers_per_stack", "stacks", "residual_channels", "gate_channels", "skip_channels"):
-            if getattr(config, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
-        if config.layers_per_stack > 16:
-            raise UsageError("--layers-per-stack must be at most 16 (dilation 2^15)")
+        check_config(config)
         r, g, s = config.residual_channels, config.gate_channels, config.skip_channels
         self.receptive_field = receptive_field(config)
         self.causal = nn.Conv1d(CLASSES, r, kernel_size=2)  # on one-hot mu-law input, applied as a lookup

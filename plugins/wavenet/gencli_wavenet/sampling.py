@@ -8,7 +8,7 @@ seed they produce the same samples: the tests compare them step by step.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,19 +16,9 @@ import torch
 
 from gencli.errors import UsageError
 from gencli.plugin import Audio, SampleRequest
-from gencli_wavenet import audio
-from gencli_wavenet.model import SILENCE, WaveNetModel
-
-SAMPLERS = ("auto", "fused", "graph", "cached", "naive")
-MAX_SECONDS = 600.0
-CHUNK = 4096  # steps per block of uniform draws (and per call into the compiled loop)
-
-
-def uniforms(seed: int, n: int, steps: int) -> Iterator[np.ndarray]:
-    """(chunk, n) float64 blocks of U[0, 1) draws; every sampler consumes this same stream."""
-    rng = np.random.Generator(np.random.PCG64(seed))
-    for start in range(0, steps, CHUNK):
-        yield rng.random((min(CHUNK, steps - start), n))
+from gencli_wavenet import arch, audio
+from gencli_wavenet.arch import CHUNK, MAX_SECONDS, SAMPLERS, speaker_ids, uniforms  # noqa: F401 (shared names)
+from gencli_wavenet.model import WaveNetModel
 
 
 def pick_sampler(name: str, device: Any) -> str:
@@ -41,27 +31,11 @@ def pick_sampler(name: str, device: Any) -> str:
     return name
 
 
-def speaker_ids(config: Any, speaker: str, n: int) -> list[int]:
-    count = max(1, config.num_speakers)
-    if not speaker:
-        return [i % count for i in range(n)]
-    names = list(config.speakers)
-    if speaker in names:
-        return [names.index(speaker)] * n
-    if speaker.isdigit() and int(speaker) < count:
-        return [int(speaker)] * n
-    known = ", ".join(names) if names else f"ids 0..{count - 1}"
-    raise UsageError(f"--speaker {speaker}: unknown speaker (known: {known})")
-
-
 def sample(model: WaveNetModel, config: Any, options: Any, request: SampleRequest) -> Audio:
-    if not (0 < options.seconds <= MAX_SECONDS):
-        raise UsageError(f"--seconds must be in (0, {MAX_SECONDS:g}], got {options.seconds:g}")
-    if not options.temperature > 0:
-        raise UsageError("--temperature must be positive")
+    arch.check_sample_options(options)
     sampler = pick_sampler(options.sampler, request.device)
     speakers = speaker_ids(config, options.speaker, request.n)
-    steps = max(1, int(round(options.seconds * config.sample_rate)))
+    steps = arch.steps_of(config, options)
     classes = generate(model, config, sampler, n=request.n, steps=steps, speakers=speakers,
                        temperature=options.temperature, seed=request.seed,
                        progress=lambda done, total: request.progress(done, total,
@@ -70,7 +44,7 @@ def sample(model: WaveNetModel, config: Any, options: Any, request: SampleReques
 
 
 def silence_prefix(model: WaveNetModel, n: int) -> np.ndarray:
-    return np.full((n, model.receptive_field + 1), SILENCE, dtype=np.int64)  # priming needs RF + 1
+    return np.full((n, model.receptive_field + 1), arch.SILENCE, dtype=np.int64)  # priming needs RF + 1
 
 
 def generate(model: WaveNetModel, config: Any, sampler: str, *, n: int, steps: int, speakers: list[int],
@@ -83,8 +57,12 @@ def generate(model: WaveNetModel, config: Any, sampler: str, *, n: int, steps: i
     if sampler == "fused":
         from gencli_wavenet.fused import FusedSampler
 
-        return FusedSampler(model, speakers).generate(prefix, draws, steps, temperature, progress)
-    device = next(model.parameters()).device
+        weights = {name: t.detach().float().cpu().numpy() for name, t in model.state_dict().items()}
+        # A constant prefix (silence) is primed in numpy, as the torch-free path does, so both give the same clip.
+        kept = None if np.all(prefix == prefix[:, :1]) else [
+            k.float().cpu().numpy() for k in prime(model, prefix, torch.tensor(speakers, device=model_device(model)))]
+        return FusedSampler(weights, config, speakers).generate(prefix, draws, steps, temperature, progress, kept)
+    device = model_device(model)
     spk = torch.tensor(speakers, device=device)
     if sampler == "graph":
         from gencli_wavenet.graphed import generate_graphed
@@ -104,6 +82,10 @@ def generate(model: WaveNetModel, config: Any, sampler: str, *, n: int, steps: i
             if progress is not None:
                 progress(t, steps)
     return out
+
+
+def model_device(model: WaveNetModel) -> torch.device:
+    return next(model.parameters()).device
 
 
 def draw(logits: torch.Tensor, temperature: float, u: torch.Tensor) -> torch.Tensor:

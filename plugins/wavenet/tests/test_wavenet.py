@@ -13,7 +13,7 @@ from gencli.testing import PluginContract
 from gencli_wavenet import Config, SampleOptions, TrainOptions, plugin
 from gencli_wavenet import audio
 from gencli_wavenet.model import WaveNetModel, prepare
-from gencli_wavenet.sampling import CachedStepper, NaiveStepper, draw, generate
+from gencli_wavenet.sampling import CachedStepper, NaiveStepper, draw, generate, prime
 
 TINY = {"layers_per_stack": 3, "stacks": 2, "residual_channels": 8, "gate_channels": 8, "skip_channels": 16}
 
@@ -55,6 +55,10 @@ def random_model(num_speakers: int = 3, **overrides) -> tuple[WaveNetModel, Conf
     return model, config
 
 
+def arrays_of(model: WaveNetModel) -> dict[str, np.ndarray]:
+    return {name: t.detach().numpy().copy() for name, t in model.state_dict().items()}
+
+
 def test_default_config_meets_the_paper_scale() -> None:
     model = WaveNetModel(Config(num_speakers=1))
     assert len(model.layers) >= 20 and model.receptive_field >= 1000
@@ -77,11 +81,13 @@ def test_cached_logits_equal_naive_logits() -> None:
 def test_fused_matches_cached_logits_and_samples() -> None:
     from gencli_wavenet.fused import FusedSampler
 
-    model, _ = random_model()
+    model, config = random_model()
     prefix = np.random.default_rng(2).integers(0, 256, (2, model.receptive_field + 10))
     u = np.random.default_rng(3).random((80, 2))
-    fused = FusedSampler(model, [1, 2])
-    fused.prime(prefix)
+    with torch.inference_mode():
+        kept = [k.numpy() for k in prime(model, prefix, torch.tensor([1, 2]))]
+    fused = FusedSampler(arrays_of(model), config, [1, 2])
+    fused.prime(prefix, kept)
     samples, logits = fused.run_block(u, 0.9, keep_logits=True)
     with torch.inference_mode():
         cached = CachedStepper(model, prefix, torch.tensor([1, 2]))
