@@ -6,16 +6,13 @@ depends only on pixels before (i, j) in raster order. With several colour channe
 into contiguous groups (R, G, B): a group-g feature at (i, j) may also see colours < g of that pixel (mask A,
 the first layer) or features of groups <= g (mask B, every later layer).
 
-Each layer also runs *incrementally* for the fast sampler, one row at a time (see ``sampling.py``):
-``start(batch, width)`` makes its per-image state, ``step(rows, state, j)`` recomputes the output row i from
-the last ``reach + 1`` input rows once pixel (i, j) changed (outputs right of j may be stale: nothing causal
-reads them before they are recomputed), and ``end_row(row, state)`` commits what the next row needs.
+The fast sampler runs each layer one pixel at a time from cached activations; that lives in
+``incremental.py``, which reads these layers' weights.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -72,28 +69,13 @@ def gate_groups(hidden: int, colours: int) -> torch.Tensor:
     return channel_groups(hidden, colours).repeat_interleave(4)
 
 
-class ConvolutionRows:
-    """Incremental running for blocks of convolutions alone: no state beyond the cached input rows, and the
-    output row is a forward pass over the ``reach + 1`` rows it reads."""
-
-    def start(self, batch: int, width: int, like: torch.Tensor) -> Any:
-        return None
-
-    def step(self, rows: torch.Tensor, state: Any, j: int) -> torch.Tensor:
-        return self.forward(rows)[:, :, -1:]  # rows (B, C, reach+1, W) -> the last row (B, C, 1, W)
-
-    def end_row(self, row: torch.Tensor, state: Any) -> None:
-        return None
-
-
-class ResidualConvBlock(ConvolutionRows, nn.Module):
+class ResidualConvBlock(nn.Module):
     """PixelCNN residual block: ReLU, masked k x k conv (mask B), ReLU, 1 x 1 conv, added to the input."""
 
     def __init__(self, width: int, colours: int, kernel: int = 3) -> None:
         super().__init__()
         self.conv = MaskedConv2d(width, width, (kernel, kernel), "B", colours)
         self.mix = MaskedConv2d(width, width, (1, 1), "B", colours)
-        self.reach = self.conv.reach
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.mix(F.relu(self.conv(F.relu(x))))
@@ -111,7 +93,7 @@ class RowLSTMBlock(nn.Module):
         self.input_to_state = MaskedConv2d(width, 4 * hidden, (1, 3), "B", colours, gate_groups(hidden, colours))
         self.state_to_state = nn.Conv1d(hidden, 4 * hidden, 3, padding=1)  # the row above is complete: no mask
         self.residual = MaskedConv2d(hidden, width, (1, 1), "B", colours)
-        self.hidden, self.reach = hidden, 0
+        self.hidden = hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = x.shape
@@ -122,19 +104,6 @@ class RowLSTMBlock(nn.Module):
             h, c = lstm_cell(gates_in[:, :, i] + self.state_to_state(h), c)  # (B, h, W)
             rows.append(h)
         return x + self.residual(torch.stack(rows, dim=2))
-
-    def start(self, batch: int, width: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
-        zeros = like.new_zeros(batch, self.hidden, width)
-        return {"h": zeros, "c": zeros, "next_h": zeros, "next_c": zeros}
-
-    def step(self, rows: torch.Tensor, state: dict[str, torch.Tensor], j: int) -> torch.Tensor:
-        gates = self.input_to_state(rows)[:, :, 0] + self.state_to_state(state["h"])
-        state["next_h"], state["next_c"] = lstm_cell(gates, state["c"])  # committed at the end of the row
-        return rows + self.residual(state["next_h"][:, :, None])
-
-    def end_row(self, row: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
-        # The last step of a row saw every pixel its states depend on, so its states are final.
-        state["h"], state["c"] = state["next_h"], state["next_c"]
 
 
 def skew(x: torch.Tensor) -> torch.Tensor:
@@ -178,14 +147,6 @@ class DiagonalLSTM(nn.Module):
             diagonals.append(h)
         return unskew(torch.stack(diagonals, dim=3), width)  # (B, h, H, W)
 
-    def cell_at(self, gates_in: torch.Tensor, above: torch.Tensor, beside: torch.Tensor, beside_cell: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One pixel's state from its input gates (B, 4h) and the neighbouring states (B, h): the one above and
-        the one beside (left going forward; right for the mirrored backward direction)."""
-        weight = self.state_to_state.weight  # (4h, h, 2)
-        gates = gates_in + above @ weight[:, :, 0].T + beside @ weight[:, :, 1].T + self.state_to_state.bias
-        return lstm_cell(gates, beside_cell)
-
 
 class DiagonalBiLSTMBlock(nn.Module):
     """Diagonal BiLSTM layer: a forward diagonal LSTM (context above and to the left) plus a backward one run
@@ -200,43 +161,13 @@ class DiagonalBiLSTMBlock(nn.Module):
         self.forward_lstm = DiagonalLSTM(width, hidden, colours)
         self.backward_lstm = DiagonalLSTM(width, hidden, colours)
         self.residual = MaskedConv2d(hidden, width, (1, 1), "B", colours)
-        self.hidden, self.reach = hidden, 0
+        self.hidden = hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ahead = self.forward_lstm(x)
         behind = self.backward_lstm(x.flip(3)).flip(3)
         behind = F.pad(behind, (0, 0, 1, 0))[:, :, :-1]  # shift down one row: row i sees rows < i only
         return x + self.residual(ahead + behind)
-
-    def start(self, batch: int, width: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
-        zeros = like.new_zeros(batch, self.hidden, width)
-        # h, c: forward states of the row above; row_h, row_c: of this row so far; behind: backward states
-        # of the row above (this row's shifted backward input, and the next backward sweep's "above").
-        return {name: zeros.clone() for name in ("h", "c", "row_h", "row_c", "behind")}
-
-    def step(self, rows: torch.Tensor, state: dict[str, torch.Tensor], j: int) -> torch.Tensor:
-        # Only pixel j's forward state is new: its neighbours above (last row) and left (this row) are final.
-        gates = self.forward_lstm.input_to_state(rows[:, :, :, j:j + 1])[:, :, 0, 0]  # (B, 4h)
-        left_h = state["row_h"][:, :, j - 1] if j > 0 else torch.zeros_like(state["h"][:, :, 0])
-        left_c = state["row_c"][:, :, j - 1] if j > 0 else torch.zeros_like(state["c"][:, :, 0])
-        h, c = self.forward_lstm.cell_at(gates, state["h"][:, :, j], left_h, left_c)
-        state["row_h"][:, :, j], state["row_c"][:, :, j] = h, c
-        return rows + self.residual((state["row_h"] + state["behind"])[:, :, None])
-
-    def end_row(self, row: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
-        # The backward direction for this finished row, swept right to left; the next row reads it (shifted).
-        gates = self.backward_lstm.input_to_state(row)[:, :, 0]  # (B, 4h, W)
-        width = row.shape[-1]
-        above_h = state["behind"]
-        back_h, back_c = torch.zeros_like(state["h"]), torch.zeros_like(state["c"])
-        for j in range(width - 1, -1, -1):
-            right_h = back_h[:, :, j + 1] if j + 1 < width else torch.zeros_like(back_h[:, :, 0])
-            right_c = back_c[:, :, j + 1] if j + 1 < width else torch.zeros_like(back_c[:, :, 0])
-            back_h[:, :, j], back_c[:, :, j] = self.backward_lstm.cell_at(gates[:, :, j], above_h[:, :, j],
-                                                                          right_h, right_c)
-        state["behind"] = back_h
-        state["h"], state["c"] = state["row_h"], state["row_c"]
-        state["row_h"], state["row_c"] = torch.zeros_like(state["h"]), torch.zeros_like(state["c"])
 
 
 # ---- Gated PixelCNN (van den Oord et al. 2016, "Conditional Image Generation with PixelCNN Decoders") -------
@@ -280,14 +211,13 @@ class GatedStem(nn.Module):
         self.vertical = VerticalConv(colours, width, max(1, kernel // 2), kernel, shift=True)
         self.horizontal = MaskedConv2d(colours, width, (1, kernel), "A", colours)
         self.link = nn.Conv2d(width, width, 1)  # rows above only: free of the colour masks
-        self.reach = self.vertical.reach
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         vertical = self.vertical(x)  # (B, w, H, W)
         return torch.cat([vertical, self.horizontal(x) + self.link(vertical)], dim=1)  # (B, 2w, H, W)
 
 
-class GatedBlock(ConvolutionRows, nn.Module):
+class GatedBlock(nn.Module):
     """One gated layer: both stacks through gated units, the vertical stack's pre-activations linked into the
     horizontal one (1 x 1), and a residual connection on the horizontal stack (the paper's figure 2)."""
 
@@ -298,7 +228,6 @@ class GatedBlock(ConvolutionRows, nn.Module):
         self.horizontal = MaskedConv2d(width, 2 * width, (1, kernel), "B", colours, gate_groups)
         self.link = nn.Conv2d(2 * width, 2 * width, 1)
         self.mix = MaskedConv2d(width, width, (1, 1), "B", colours)
-        self.reach = self.vertical.reach
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         vertical, horizontal = x.chunk(2, dim=1)  # (B, w, H, W) each

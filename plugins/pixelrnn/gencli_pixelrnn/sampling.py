@@ -1,11 +1,10 @@
 """Generation pixel by pixel (and colour by colour), with two interchangeable steppers:
 
 * ``NaiveStepper`` runs the whole network on the whole image for every pixel (H x W x C passes);
-* ``CachedStepper`` keeps every layer's feature map and recurrent state and, once a pixel changes,
-  recomputes only the current row of each layer from the few rows above it that the layer reads
-  (its ``reach``): convolutions read ``reach + 1`` cached rows, the Row LSTM one row step from the state of
-  the row above, the Diagonal BiLSTM one cell for the forward direction (the backward direction is swept once
-  per finished row). The output head runs at the one pixel being drawn.
+* ``CachedStepper`` caches every layer's activations (Ramachandran et al. 2017, "Fast Generation for
+  Convolutional Autoregressive Models"; see ``incremental.py``): each row starts with one row-wide step per
+  layer for what the rows above contribute, and each pixel then costs a few (B, channels) matrix products per
+  layer, at that pixel alone, and the output head at that pixel.
 
 Both give the same logits (tests check it), and both draw from one generator in the same order, so a seed
 gives the same images whichever stepper runs.
@@ -18,6 +17,7 @@ from typing import Any
 
 import torch
 
+from gencli_pixelrnn import incremental
 from gencli_pixelrnn.model import PixelRNN
 
 
@@ -38,34 +38,36 @@ class NaiveStepper:
 
 
 class CachedStepper:
-    """Recomputes one row per layer per pixel; see the module docstring."""
+    """Every layer's activations cached; one pixel's worth of work per layer per pixel (module docstring).
+    Rows are visited in order: ``logits_at(i, j)`` for a new row i starts that row in every layer."""
 
     def __init__(self, model: PixelRNN, values: torch.Tensor) -> None:
         self.model, self.values = model, values
-        batch, _, height, width = values.shape
-        x = model.encode(values)
-        # maps[0]: encoded pixels; maps[1]: the stem's output; maps[k + 2]: block k's output.
-        self.maps = [x] + [x.new_zeros(batch, model.map_channels, height, width)
-                           for _ in range(len(model.blocks) + 1)]
-        self.states = [block.start(batch, width, x) for block in model.blocks]
-
-    def _rows(self, index: int, i: int, reach: int) -> torch.Tensor:
-        return self.maps[index][:, :, max(0, i - reach): i + 1]
+        batch, _, _, width = values.shape
+        like = model.encode(values[:1, :1, :1, :1])
+        self.stem = incremental.STEMS[type(model.stem)](model.stem, batch, width, like)
+        self.blocks = [incremental.BLOCKS[type(block)](block, batch, width, like) for block in model.blocks]
+        self.head = incremental.Head(model)
+        self.row = -1
 
     def logits_at(self, i: int, j: int) -> torch.Tensor:
-        model = self.model
-        self.maps[1][:, :, i] = model.stem(self._rows(0, i, model.stem.reach))[:, :, -1]
-        for k, (block, state) in enumerate(zip(model.blocks, self.states)):
-            self.maps[k + 2][:, :, i] = block.step(self._rows(k + 1, i, block.reach), state, j)[:, :, -1]
-        return model.logits(self.maps[-1][:, :, i:i + 1, j:j + 1])[:, :, :, 0, 0]  # (B, C, K)
+        if i != self.row:
+            self.row, vertical = i, self.stem.start_row(i)  # vertical: the gated stacks' row, else None
+            for block in self.blocks:
+                vertical = block.start_row(i, vertical)
+        features = self.stem.pixel(j)  # (B, map channels the head reads)
+        for block in self.blocks:
+            features = block.pixel(j, features)
+        return self.head(features)  # (B, C, K)
 
     def set(self, i: int, j: int, channel: int, value: torch.Tensor) -> None:
         self.values[:, channel, i, j] = value
-        self.maps[0][:, channel, i, j] = self.model.encode(value)
+        self.stem.set(j, channel, self.model.encode(value))
 
     def end_row(self, i: int) -> None:
-        for k, (block, state) in enumerate(zip(self.model.blocks, self.states)):
-            block.end_row(self.maps[k + 1][:, :, i:i + 1], state)
+        self.stem.end_row()
+        for block in self.blocks:
+            block.end_row()
 
 
 STEPPERS = {"cached": CachedStepper, "naive": NaiveStepper}
@@ -85,9 +87,13 @@ def generate(model: PixelRNN, values: torch.Tensor, *, keep_rows: int = 0, tempe
              generator: torch.Generator, stepper: str = "cached",
              progress: Callable[[int, int], None] | None = None, stop_row: int | None = None) -> torch.Tensor:
     """Fill ``values`` (B, C, H, W, pixel units) from row ``keep_rows`` down; rows above it stay as given.
+    ``progress(done, total)`` counts pixels over the batch, after each pixel (given rows too: they cost a step).
     ``stop_row`` ends early (the benchmark times a few rows of the slow naive sampler)."""
-    _, colours, height, width = values.shape
+    batch, colours, height, width = values.shape
     run = STEPPERS[stepper](model, values)
+    total = batch * height * width
+    if progress is not None:
+        progress(0, total)  # generation proper starts now
     for i in range(height if stop_row is None else stop_row):
         for j in range(width):
             for channel in range(colours):
@@ -98,9 +104,9 @@ def generate(model: PixelRNN, values: torch.Tensor, *, keep_rows: int = 0, tempe
                     continue
                 chosen = draw(run.logits_at(i, j)[:, channel], model.levels, temperature, generator)
                 run.set(i, j, channel, chosen)
+            if progress is not None:
+                progress(batch * (i * width + j + 1), total)
         run.end_row(i)
-        if progress is not None:
-            progress(i + 1, height)
     return values
 
 
