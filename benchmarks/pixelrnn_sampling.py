@@ -1,7 +1,8 @@
-"""PixelRNN sampling speed: the naive sampler (the whole network for every pixel) against the cached one (one
-row per layer per pixel, recurrent state carried), for each architecture, at batch 1 and 16, in one run.
+"""PixelRNN sampling speed: the naive sampler (the whole network for every pixel) against the cached one (every
+layer's activations cached, Ramachandran et al. 2017: one pixel's work per layer per pixel), for each
+architecture, at batch 1 and 16, in one run.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pixelrnn_sampling.py [--naive-rows 4] [--rows 28]
+    .venv/bin/python benchmarks/pixelrnn_sampling.py [--naive-rows 4] [--rows 28] [--threads 1]
 
 Each architecture uses its preset's size (gated-pixelcnn: the bundled model's) with random weights: speed does not
 depend on the values. The naive sampler costs the same for every pixel (one full pass each), so it is timed
@@ -37,9 +38,12 @@ def main() -> None:
     parser.add_argument("--naive-rows", type=int, default=4, help="rows timed for the naive sampler")
     parser.add_argument("--rows", type=int, default=28, help="rows timed for the cached sampler")
     parser.add_argument("--arch", action="append", help="architecture(s) to time (default: all four)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for both samplers (gencli sample's "
+                                                               "own choice is 1)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s), torch {torch.__version__}"
-          f" ({torch.get_num_threads()} threads)")
+          f" ({torch.get_num_threads()} threads), load average {os.getloadavg()[0]:.2f}")
     print(f"{'arch':16} {'layers x maps':>13} {'batch':>5} {'naive img/s':>12} {'cached img/s':>13} {'ratio':>7}")
     for arch in args.arch or ["gated-pixelcnn", "pixelcnn", "row-lstm", "diagonal-bilstm"]:
         torch.manual_seed(0)

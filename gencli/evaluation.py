@@ -19,13 +19,14 @@ def evaluate_loaded(plugin: Any, model: Any, config: Any, options: Any, request:
 
 
 def run_evaluate(plugin: Any, options: Any, *, weights: str | None, revision: str | None, data: str | None,
-                 json: bool, seed: int, device: str, quiet: bool) -> None:
+                 json: bool, seed: int, device: str, quiet: bool, threads: int | None = None) -> None:
     from gencli import weights as weights_module
 
     located = weights_module.locate(plugin, weights, revision, quiet=quiet)  # torch-free checks first
-    from gencli.device import resolve_device, seed_everything
+    from gencli.device import resolve_device, seed_everything, set_threads
 
     torch_device = resolve_device(device)
+    set_threads(threads, torch_device, "train")  # batched forward passes: sized like training
     loaded = weights_module.load_located(plugin, located, torch_device)
     seed_everything(seed)
     started = time.perf_counter()

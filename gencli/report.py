@@ -37,7 +37,7 @@ tags:
 
 # {plugin.name}: {plugin.summary}
 
-Trained with gencli {__version__} (torch {torch.__version__}, {platform.machine()}).
+Trained with gencli {__version__} (torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} CPU thread(s)).
 
 ## Recipe
 

@@ -47,6 +47,7 @@ class EngineOptions:
     # 0: no decay, a constant lr after the warm-up.
     decay_steps: int | None = None
 
+    threads: int | None = None  # torch CPU threads (--threads); None: chosen per machine (gencli.device.set_threads)
 
 @dataclass
 class RunSpec:

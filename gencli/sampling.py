@@ -107,9 +107,10 @@ def run_sample(plugin: Any, options: Any, *, output: str | None, n: int, seed: i
     else:
         import torch
 
-        from gencli.device import resolve_device, seed_everything
+        from gencli.device import resolve_device, seed_everything, set_threads
 
         target = resolve_device(device)
+        set_threads(threads, target, "sample")
         loaded = weights_module.load_located(plugin, located, target)
         seed_everything(seed)
         inference = torch.inference_mode()

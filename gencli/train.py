@@ -297,7 +297,7 @@ class Trainer:
     def _device(self, dist: Distributed) -> Any:
         import torch
 
-        from gencli.device import resolve_device
+        from gencli.device import resolve_device, set_threads
 
         device = resolve_device(self.spec.engine.device)
         if device.type == "cuda" and dist.world > 1:
@@ -327,6 +327,7 @@ class Trainer:
 
     def run(self) -> None:
         dist = init_distributed(self.spec.engine.device)
+        set_threads(self.spec.engine.threads, device, "train")
         if dist.world == 1:
             self._run(dist)
             return
