@@ -168,7 +168,10 @@ def certainly_cpu(spec: str | None) -> bool:
     if not builds or not sys.platform.startswith("linux"):
         return False
     # A CUDA or ROCm build: it can only find a GPU whose driver made these device files.
-    return not any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg"))
+    return not any(Path(p).exists() for p in GPU_DEVICE_FILES)
+
+
+GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")  # NVIDIA, ROCm, WSL
 
 
 def numpy_threads(threads: int | None) -> None:
