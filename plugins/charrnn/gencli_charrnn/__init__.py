@@ -65,9 +65,11 @@ class CharRNN(LazyPlugin):
 
     def numpy_sampler(self, config: Config, options: SampleOptions) -> Any:
         """On the CPU the cell runs in numpy (``numpy_lstm.py``): `gencli sample charrnn` then needs no torch."""
+        from gencli.data.text import Vocabulary
         from gencli.plugin import NumpySampler
         from gencli_charrnn import numpy_lstm
 
+        numpy_lstm.check_sample_options(Vocabulary(config.vocab), options)  # before the weights load
         return NumpySampler(numpy_lstm.tensor_specs(config),
                             lambda weights, request: numpy_lstm.sample_arrays(weights, config, options, request))
 

@@ -89,6 +89,9 @@ class WaveNet(LazyPlugin):
         from gencli.plugin import NumpySampler
         from gencli_wavenet import arch
 
+        arch.check_sample_options(options)  # a mistake is reported before the weights and numba load
+        arch.speaker_ids(config, options.speaker, 1)
+
         def sample(weights: Any, request: Any) -> Any:
             from gencli_wavenet.fused import sample_arrays  # numba: imported only to sample
 

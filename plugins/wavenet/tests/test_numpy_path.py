@@ -140,6 +140,15 @@ def test_a_corrupt_bundle_is_refused_on_the_numpy_path_too(tmp_path: Path) -> No
     assert "torch" not in imported(process.stderr)
 
 
+@pytest.mark.parametrize("flags, message", [(["--seconds", "0"], "--seconds must be in"),
+                                            (["--speaker", "zed"], "unknown speaker")])
+def test_a_bad_flag_is_refused_before_numba_loads(tmp_path: Path, flags: list[str], message: str) -> None:
+    process = gencli("sample", "wavenet", *flags, "-o", str(tmp_path / "x.wav"), cache=tmp_path, importtime=True)
+    lines = [line for line in process.stderr.splitlines() if not line.startswith("import time:")]
+    assert process.returncode == 2 and len(lines) == 1 and message in lines[0], lines
+    assert not {"numba", "torch"} & imported(process.stderr)
+
+
 # ---- the cache, in this process ----------------------------------------------------------------------------------
 
 
