@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from gencli.errors import GencliError
-from gencli.weights import atomic_write, fsync_dir, state_dict_bytes
+from gencli.files import atomic_write, fsync_dir
+from gencli.weights import load_tensors, state_dict_bytes
 
 STATE_DIR = "training_state"
 POINTER = "latest.json"
@@ -186,13 +187,11 @@ def _candidates(root: Path) -> list[Path]:
 
 
 def _load_into(folder: Path, model: Any, optimizer: Any, restore_rng: bool) -> dict[str, Any]:
-    from safetensors.torch import load_file
-
     state = json.loads((folder / "state.json").read_text())
     # Read every file before touching the model, so a damaged checkpoint leaves nothing half-loaded.
-    weights = load_file(str(folder / "model.safetensors"))
-    opt_tensors = load_file(str(folder / "optimizer.safetensors"))
-    rng_tensors = load_file(str(folder / "rng.safetensors"))
+    weights = load_tensors(folder / "model.safetensors")
+    opt_tensors = load_tensors(folder / "optimizer.safetensors")
+    rng_tensors = load_tensors(folder / "rng.safetensors")
     model.load_state_dict(weights, strict=True)
     optimizer.load_state_dict(_join_optimizer(opt_tensors, state["optimizer"]))
     if restore_rng:

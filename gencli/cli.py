@@ -10,8 +10,12 @@ third-party plugin costs nothing to commands that do not name it.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
@@ -20,7 +24,7 @@ import typer.main
 from typer.core import TyperGroup
 
 from gencli import commands, registry
-from gencli.errors import GencliError
+from gencli.errors import GencliError, Terminated, signal_exit_code
 from gencli.options import make_command
 
 HELP = "Train, sample and evaluate the classic deep generative models. Each model family is a plugin."
@@ -38,6 +42,13 @@ def debugging() -> bool:
 def report(message: str) -> None:
     # One line, whatever the message holds: a user error never spills over several lines.
     print(f"gencli: error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+
+
+def report_stopped(error: KeyboardInterrupt) -> int:
+    """A deliberate stop is not an error: say which signal it was; the exit code is the shell's 128 + N."""
+    terminated = isinstance(error, Terminated)
+    print(f"gencli: {'terminated' if terminated else 'interrupted'}", file=sys.stderr, flush=True)
+    return signal_exit_code(signal.SIGTERM if terminated else signal.SIGINT)
 
 
 def silence_stdout() -> None:
@@ -70,9 +81,8 @@ def guarded(body: Callable[..., None]) -> Callable[..., None]:
         except BrokenPipeError:
             silence_stdout()
             raise typer.Exit(0) from None
-        except KeyboardInterrupt:
-            report("interrupted")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM as Terminated: clean-up has run by now
+            raise typer.Exit(report_stopped(error)) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except OSError as error:  # disk full, permission denied, ...: the environment, not a bug
@@ -222,12 +232,33 @@ def _usage_error(error: Exception) -> int:
     return int(getattr(error, "exit_code", 2))
 
 
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so temporary files are removed and the exit code says what happened (143).
+
+    Python's default for SIGTERM is to die on the spot, leaving a half-written output's temporary file behind.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> None:
     code: Any = 0
     try:
         command = typer.main.get_command(build_app())
         # standalone_mode=False hands usage errors to us instead of Typer's multi-line error panel.
-        code = command.main(args=argv, prog_name="gencli", standalone_mode=False)
+        with sigterm_raises():
+            code = command.main(args=argv, prog_name="gencli", standalone_mode=False)
     except GencliError as error:  # raised while resolving a command, e.g. an unknown plugin
         if debugging():
             traceback.print_exc()
@@ -239,6 +270,8 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         report("aborted")
         code = 1
+    except KeyboardInterrupt as error:  # before or after a command body (which handles its own)
+        code = report_stopped(error)
     except Exception as error:
         if hasattr(error, "format_message") and hasattr(error, "exit_code"):  # Click's UsageError & co
             if debugging():

@@ -6,7 +6,6 @@ torch and the model code are imported inside the functions that need them, never
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +21,7 @@ from gencli.options import (
     split_by_group,
 )
 from gencli.plugin import defaults_of
+from gencli.runspec import shell_join
 
 
 def verb_flags(verb: str, plugin: Any) -> list[Flag]:
@@ -75,7 +75,7 @@ def train_body(name: str, flags: list[Flag]) -> Callable[[dict[str, Any]], None]
         plugin = registry.load(name)
         groups = split_by_group(flags, values)
         core = groups.get("core", {})
-        command = "gencli " + shlex.join(sys.argv[1:]) if sys.argv[1:] else f"gencli train {name}"
+        command = "gencli " + shell_join(sys.argv[1:]) if sys.argv[1:] else f"gencli train {name}"
         from gencli.train import launch
 
         with messages.quiet_if(bool(core.get("quiet"))):

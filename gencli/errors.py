@@ -11,3 +11,12 @@ class UsageError(GencliError):
     """Bad flags or arguments (exit code 2, as for other command-line usage errors)."""
 
     exit_code = 2
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised the way Ctrl-C raises KeyboardInterrupt so that clean-up runs (exit code 143)."""
+
+
+def signal_exit_code(signum: int) -> int:
+    """The shell's convention for a command ended by a signal: 128 + its number (130 for SIGINT, 143 for SIGTERM)."""
+    return 128 + int(signum)

@@ -8,7 +8,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from gencli.weights import atomic_write
+from gencli.files import atomic_write
+from gencli.runspec import printable
 
 
 def write_model_card(run_dir: Path, plugin: Any, spec: Any, config: Any, data_description: str,
@@ -71,7 +72,7 @@ Trained with gencli {__version__} (torch {torch.__version__}, {platform.machine(
 
 Use it: `gencli sample {plugin.name} --weights THIS_FOLDER` (or the Hub repo id once pushed).
 """
-    atomic_write(run_dir / "README.md", card.encode("utf-8"))
+    atomic_write(run_dir / "README.md", printable(card).encode("utf-8"))  # a path may hold non-UTF-8 bytes
 
 
 def format_figure(value: float) -> str:

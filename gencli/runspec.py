@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import tomllib
 import typing
 from dataclasses import asdict, dataclass, field
@@ -46,8 +47,8 @@ class EngineOptions:
     # None: the recipe's steps (plugin defaults < preset < decay_steps in --config), settled by resolve().
     # 0: no decay, a constant lr after the warm-up.
     decay_steps: int | None = None
-
     threads: int | None = None  # torch CPU threads (--threads); None: chosen per machine (gencli.device.set_threads)
+
 
 @dataclass
 class RunSpec:
@@ -76,6 +77,30 @@ class RunSpec:
 
 ENGINE_FIELDS = {f.name for f in dataclasses.fields(EngineOptions)}
 LAUNCH_FIELDS = ("nproc", "nnodes", "node_rank", "rdzv_endpoint")
+
+
+def shell_quote(arg: str) -> str:
+    """One argument as a POSIX shell reads it back. Bytes that are not UTF-8, which Python keeps in ``sys.argv``
+    as surrogate escapes, are written as bash's ``$'\\xNN'``: the recorded command stays UTF-8 text and reruns."""
+    raw = arg.encode("utf-8", "surrogateescape")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        plain = set(range(0x20, 0x7F)) - {ord("'"), ord("\\")}
+        return "$'" + "".join(chr(b) if b in plain else f"\\x{b:02x}" for b in raw) + "'"
+    return shlex.quote(arg)
+
+
+def shell_join(argv: list[str]) -> str:
+    return " ".join(shell_quote(arg) for arg in argv)
+
+
+def printable(text: str) -> str:
+    """``text`` with any undecodable bytes (surrogate escapes) shown as ``\\xNN``: safe to write as UTF-8."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that is no escaped byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def read_toml(path: Path, flags: list[Flag]) -> dict[str, dict[str, Any]]:

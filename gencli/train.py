@@ -27,7 +27,6 @@ import dataclasses
 import json
 import math
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -39,10 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from gencli import checkpoint, report
-from gencli.errors import GencliError, UsageError
+from gencli.errors import GencliError, Terminated, UsageError, signal_exit_code
 from gencli.options import Flag
-from gencli.runspec import ENGINE_FIELDS, RUN_FILE, RunSpec, check_engine, load_run, resolve
-from gencli.weights import atomic_write, save_model
+from gencli.runspec import ENGINE_FIELDS, RUN_FILE, RunSpec, check_engine, load_run, resolve, shell_quote
+from gencli.files import atomic_write
+from gencli.weights import save_model
 
 METRICS_FILE = "metrics.jsonl"
 MAX_ROLLBACKS = 3
@@ -63,8 +63,7 @@ def launch(plugin: Any, flags: list[Flag], typed: dict[str, dict[str, Any]], *, 
         spec.resumed.append(command)
     else:
         spec = resolve(plugin, typed, flags, command)
-        if (run_dir / RUN_FILE).exists():
-            raise UsageError(f"{run_dir} already holds a run; add --resume to continue it or pick another --out")
+        check_new_run_folder(run_dir)
     nproc = int(spec.launcher.get("nproc", 1))
     if nproc < 1:
         raise UsageError("--nproc must be at least 1")
@@ -73,6 +72,22 @@ def launch(plugin: Any, flags: list[Flag], typed: dict[str, dict[str, Any]], *, 
         launch_workers(plugin, spec, run_dir, nproc, resume=resume, quiet=quiet)
         return
     Trainer(plugin, spec, run_dir, resume=resume, quiet=quiet).run()
+
+
+def check_new_run_folder(run_dir: Path) -> None:
+    """A new run goes into a new or empty folder only: the run writes README.md, config.json, ... there and
+    clears training_state/, which must never be a user's files."""
+    if (run_dir / RUN_FILE).is_file():
+        raise UsageError(f"--out {run_dir} already holds a run; add --resume to continue it or pick another --out")
+    if not os.path.lexists(run_dir):
+        return
+    if not run_dir.is_dir():
+        raise UsageError(f"--out {run_dir}: exists and is not a folder")
+    present = sorted(entry.name for entry in run_dir.iterdir())
+    if present:
+        shown = ", ".join(present[:4]) + (f" and {len(present) - 4} more" if len(present) > 4 else "")
+        raise UsageError(f"--out {run_dir} is not empty and is not a gencli run ({shown}); train into a new or "
+                         "empty folder")
 
 
 def resume_spec(plugin: Any, run_dir: Path, typed: dict[str, dict[str, Any]]) -> RunSpec:
@@ -120,28 +135,37 @@ def launch_workers(plugin: Any, spec: RunSpec, run_dir: Path, nproc: int, *, res
     # process. It passes SIGINT to the workers themselves, which checkpoint at the step boundary and exit 0:
     # torchrun is never signalled, so it ends quietly instead of printing its own traceback.
     process = subprocess.Popen(torchrun + ["-m", "gencli.train"], env=env, process_group=0)
-    interrupted = []
+    received: list[int] = []
 
     def forward(signum: int, frame: Any) -> None:
-        interrupted.append(signum)
-        if len(interrupted) > 1:  # a second Ctrl-C: stop everything now (checkpoints are atomic)
-            os.killpg(process.pid, signal.SIGKILL)
-            return
+        received.append(signum)
         workers = _children(process.pid)
-        for pid in workers:
-            os.kill(pid, signal.SIGINT)
-        if not workers:  # no /proc to find them in: torchrun relays a SIGINT to each worker itself
+        if len(received) > 1 or (not workers and Path("/proc/self").is_dir()):
+            # A second Ctrl-C means "now" (checkpoints are atomic). With no worker yet, torchrun is still waiting
+            # for its peers (rendezvous): nothing has trained, and stopping it any gentler makes it print a
+            # traceback.
+            os.killpg(process.pid, signal.SIGKILL)
+        elif not workers:  # no /proc to find them in: torchrun relays a SIGINT to each worker itself
             process.send_signal(signal.SIGINT)
+        else:
+            for pid in workers:
+                os.kill(pid, signal.SIGINT)
 
-    previous = signal.signal(signal.SIGINT, forward)
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         returncode = process.wait()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     step = checkpoint.latest_step(run_dir)
-    if interrupted or (returncode == 0 and (step or 0) < spec.engine.steps):
-        raise Interrupted(f"interrupted at step {step or 0}; checkpoint saved. Resume with: "
-                          f"{resume_command(plugin, run_dir)}")
+    if received or (returncode == 0 and (step or 0) < spec.engine.steps):
+        signum = received[0] if received else signal.SIGINT
+        what = "terminated" if signum == signal.SIGTERM else "interrupted"
+        if step is None:
+            raise Interrupted(f"{what} before the first checkpoint; nothing to keep. Start again with: "
+                              f"{resume_command(plugin, run_dir)}", signum)
+        raise Interrupted(f"{what} at step {step}; checkpoint saved. Resume with: "
+                          f"{resume_command(plugin, run_dir)}", signum)
     if returncode != 0:
         raise GencliError(f"distributed training exited with code {returncode} (see messages above)")
 
@@ -179,7 +203,7 @@ def worker_main() -> None:
 
 
 def resume_command(plugin: Any, run_dir: Path) -> str:
-    return f"gencli train {plugin.name} --out {shlex.quote(str(run_dir))} --resume"
+    return f"gencli train {plugin.name} --out {shell_quote(str(run_dir))} --resume"
 
 
 def _write_run_spec(run_dir: Path, spec: RunSpec) -> None:
@@ -250,9 +274,11 @@ def shard(batch: Any, rank: int, world: int) -> Any:
 
 
 class Interrupted(GencliError):
-    """Ctrl-C: the run saved a checkpoint at a step boundary and stopped (exit code 130, as for SIGINT)."""
+    """Ctrl-C or SIGTERM: the run saved a checkpoint at a step boundary and stopped (exit code 128 + signal)."""
 
-    exit_code = 130
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.exit_code = signal_exit_code(signum)
 
 
 @dataclasses.dataclass
@@ -288,6 +314,7 @@ class Trainer:
         self.plugin, self.spec, self.run_dir, self.resume = plugin, spec, run_dir, resume
         self.quiet = quiet
         self.interrupted = False
+        self.stop_signal = signal.SIGINT
         self.evaluate_at_end = True  # the benchmark turns this off: it times training only
         self.loop_seconds = 0.0  # wall time of the step loop in this session (for benchmarks/engine_overhead)
         self.steps_run = 0
@@ -300,6 +327,7 @@ class Trainer:
         from gencli.device import resolve_device, set_threads
 
         device = resolve_device(self.spec.engine.device)
+        set_threads(self.spec.engine.threads, device, "train")
         if device.type == "cuda" and dist.world > 1:
             device = torch.device("cuda", dist.local_rank)
         return device
@@ -327,7 +355,6 @@ class Trainer:
 
     def run(self) -> None:
         dist = init_distributed(self.spec.engine.device)
-        set_threads(self.spec.engine.threads, device, "train")
         if dist.world == 1:
             self._run(dist)
             return
@@ -440,8 +467,9 @@ class Trainer:
         # A second Ctrl-C means "now": the checkpoint files are atomic, so stopping mid-write loses nothing.
         # Workers never escalate: the launcher itself kills them all on a second Ctrl-C.
         if self.interrupted and os.environ.get(LAUNCHED_ENV) != "1":
-            raise KeyboardInterrupt
+            raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
         self.interrupted = True  # acted on at the next step boundary, where a checkpoint is consistent
+        self.stop_signal = signum
 
     def _prepare_run_folder(self, step: int) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -545,8 +573,9 @@ class Trainer:
             checkpoint._fault_point("step", step)
             if interrupted:
                 self._record_loop(loop_started, step - first_step)
-                raise Interrupted(f"interrupted at step {step}; checkpoint saved. Resume with: "
-                                  f"{resume_command(self.plugin, self.run_dir)}")
+                what = "terminated" if self.stop_signal == signal.SIGTERM else "interrupted"
+                raise Interrupted(f"{what} at step {step}; checkpoint saved. Resume with: "
+                                  f"{resume_command(self.plugin, self.run_dir)}", self.stop_signal)
         self._record_loop(loop_started, step - first_step)
         return step
 

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 import types
 import typing
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gencli.errors import GencliError, UsageError
+from gencli.files import atomic_write
 from gencli.registry import RESERVED_CONFIG_KEYS
 
 CONFIG_FILE = "config.json"
@@ -273,7 +273,6 @@ def locate(plugin: Any, source: str | None, revision: str | None = None, *, quie
 def load_located(plugin: Any, located: Located, device: Any) -> LoadedModel:
     """Build the model, check tensor names, shapes, dtypes and values, and load the weights (eval mode)."""
     import torch
-    from safetensors.torch import load_file
 
     where, config = located.source, located.config
     # Built on the CPU with its ordinary init rather than on the meta device: the model is needed anyway,
@@ -283,7 +282,7 @@ def load_located(plugin: Any, located: Located, device: Any) -> LoadedModel:
                 for name, t in model.state_dict().items()}
     check_against_model(where.weights_file, located.header, expected)
     try:
-        tensors = load_file(str(where.weights_file))
+        tensors = load_tensors(where.weights_file)
     except Exception as error:  # safetensors' own checks (overlapping offsets, ...)
         raise GencliError(f"{where.weights_file}: unreadable safetensors ({error})") from None
     for name, tensor in tensors.items():
@@ -327,40 +326,17 @@ def load(plugin: Any, source: str | None, revision: str | None, device: Any, *, 
 # ---- writing ------------------------------------------------------------------------------------
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def load_tensors(path: Path) -> dict[str, Any]:
+    """A safetensors file as torch tensors. safetensors opens only UTF-8 paths: a path holding other bytes
+    (legal on Linux) is read into memory and parsed from there instead."""
+    from safetensors.torch import load, load_file
+
     try:
-        # mkstemp makes the file private (0600); give it the mode a plain open() would have.
-        os.fchmod(fd, _new_file_mode(path))
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def _new_file_mode(path: Path) -> int:
-    try:
-        return path.stat().st_mode & 0o777  # replacing a file keeps its permissions
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename durable: the directory entry itself must reach the disk."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        name = os.fsdecode(path)
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return load(Path(path).read_bytes())
+    return load_file(name)
 
 
 def state_dict_bytes(state: dict[str, Any], metadata: dict[str, str] | None = None) -> bytes:

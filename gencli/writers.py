@@ -17,6 +17,7 @@ from typing import IO, Any
 from xml.sax.saxutils import escape
 
 from gencli.errors import GencliError, UsageError
+from gencli.files import is_terminal_device, open_target, output_target
 from gencli.plugin import Audio, Images, Output, Strokes, Text
 
 PROVENANCE_KEY = "gencli"
@@ -39,20 +40,24 @@ def check_destination(modality: str, destination: str | None, stdout: IO[Any] | 
         return
     if not destination.strip():
         raise UsageError("-o needs a file name, or '-' for stdout")
+    parent = Path(destination).parent
+    if not parent.is_dir():
+        raise UsageError(f"-o {destination}: folder {parent} does not exist")
+    target = output_target(Path(destination)) if "{i}" not in destination else None
+    if target is not None and target.stream:  # /dev/null or a named pipe: any name will do
+        if kind is not Text and is_terminal_device(target.path):
+            raise UsageError(f"-o {destination}: refusing to write {KIND_NAMES[kind]} to a terminal")
+        return
     suffix = Path(destination).suffix.lower()
     if kind is Text:
         if suffix in NOT_TEXT_SUFFIXES:
             raise UsageError(f"-o {destination}: text output is not written as {suffix}; use .txt")
         if "{i}" in destination:
             raise UsageError("-o with {i}: text samples stream one after another into one file")
+        check_sidecar(sidecar_path(Path(destination)))
     elif suffix not in EXTENSIONS[kind]:
         allowed = " or ".join(e for e in EXTENSIONS[kind] if e)
         raise UsageError(f"-o {destination}: {modality} output is written as {allowed}")
-    parent = Path(destination).parent
-    if not parent.is_dir():
-        raise UsageError(f"-o {destination}: folder {parent} does not exist")
-    if Path(destination).is_dir():
-        raise UsageError(f"-o {destination}: is a folder; give a file name")
 
 
 def _is_terminal(stream: Any) -> bool:
@@ -107,10 +112,10 @@ def write(output: Output, destination: str | None, provenance: dict[str, Any], *
 
 
 def _write_file(path: Path, data: bytes) -> None:
-    from gencli.weights import atomic_write
-
+    target = output_target(path)
     try:
-        atomic_write(path, data)
+        with open_target(target) as f:
+            f.write(data)
     except OSError as error:
         raise GencliError(f"cannot write {path}: {error.strerror or error}") from None
 
@@ -124,24 +129,47 @@ def _write_text(output: Text, destination: str | None, provenance: dict[str, Any
         stdout.flush()
         return "-"
     path = Path(destination)
-    # Streamed into a temporary file that replaces the target at the end: an interrupted sample never
-    # leaves half a file under the name asked for.
-    tmp = path.with_name(f".{path.name}.partial")
+    target = output_target(path)
+    sidecar = sidecar_path(path)
+    if not target.stream:
+        check_sidecar(sidecar)
     try:
-        try:
-            f = tmp.open("w", encoding="utf-8")
-        except OSError as error:
-            raise GencliError(f"cannot write {path}: {error.strerror or error}") from None
-        with f:
+        # A file gets the text once it is complete (see gencli.files); a pipe or device gets it as generated.
+        with open_target(target) as f:
             for chunk in output.chunks:
-                f.write(chunk)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    sidecar = path.with_name(path.name + ".json")
-    _write_file(sidecar, (json.dumps(provenance, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+                f.write(chunk.encode("utf-8"))
+                if target.stream:
+                    f.flush()
+            f.write(b"\n")
+    except OSError as error:
+        raise GencliError(f"cannot write {path}: {error.strerror or error}") from None
+    if not target.stream:  # no provenance file beside /dev/null or a named pipe
+        _write_file(sidecar, (json.dumps(provenance, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     return destination
+
+
+# ---- the provenance sidecar of text files --------------------------------------------------------------
+
+
+def sidecar_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def check_sidecar(path: Path) -> None:
+    """A text file's provenance goes to ``NAME.json``; never replace such a file that gencli did not write."""
+    if not os.path.lexists(path):
+        return
+    try:
+        if path.is_file() and _is_provenance(json.loads(path.read_text(encoding="utf-8"))):
+            return
+    except (OSError, UnicodeDecodeError, ValueError):
+        pass
+    raise UsageError(f"-o {path.with_suffix('')}: its provenance goes to {path}, which exists and was not written "
+                     "by gencli; move it or choose another name")
+
+
+def _is_provenance(value: Any) -> bool:
+    return isinstance(value, dict) and {"plugin", "weights", "seed", "gencli_version"} <= set(value)
 
 
 def split(output: Output) -> list[Output]:

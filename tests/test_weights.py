@@ -21,7 +21,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save_file
 from test_cli import assert_one_error_line, gencli_inprocess
 
-from gencli import weights
+from gencli import files, weights
 from gencli.errors import GencliError
 
 
@@ -253,12 +253,12 @@ def test_atomic_write_gives_ordinary_permissions_and_keeps_existing_ones(tmp_pat
     path = tmp_path / "a.bin"
     old = os.umask(0o022)
     try:
-        weights.atomic_write(path, b"one")
+        files.atomic_write(path, b"one")
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644  # not mkstemp's 0600
     path.chmod(0o640)
-    weights.atomic_write(path, b"two")
+    files.atomic_write(path, b"two")
     assert path.read_bytes() == b"two" and stat.S_IMODE(path.stat().st_mode) == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
 

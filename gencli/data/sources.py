@@ -16,6 +16,10 @@ def local_path(source: str) -> Path:
     path = Path(source).expanduser()
     if not path.exists():
         raise UsageError(f"--data {source}: no such file or folder")
+    if not (path.is_file() or path.is_dir()):
+        # A named pipe blocks until a writer comes, /dev/zero never ends: data is a file or a folder of them.
+        raise UsageError(f"--data {source}: not a regular file or folder (a pipe or device?); save the data to "
+                         "a file first")
     return path
 
 

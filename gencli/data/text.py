@@ -26,7 +26,7 @@ def load_text(source: str | None) -> tuple[str, str]:
         text = embedded_corpus()
         return text, f"{EMBEDDED} (embedded: Python's pydoc_data.topics, {len(text):,} characters)"
     path = local_path(source)
-    files = sorted(path.rglob("*.txt")) if path.is_dir() else [path]
+    files = sorted(p for p in path.rglob("*.txt") if p.is_file()) if path.is_dir() else [path]
     if not files:
         raise UsageError(f"--data {source}: no .txt files in that folder")
     parts = []

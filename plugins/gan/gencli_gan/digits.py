@@ -58,7 +58,8 @@ def classifier_for(images: ImageSet) -> DigitClassifier:
     """The classifier for these labelled training images: bundled, cached, or trained now (and cached)."""
     from safetensors.torch import load_file
 
-    from gencli.weights import atomic_write, state_dict_bytes
+    from gencli.files import atomic_write
+    from gencli.weights import state_dict_bytes
 
     name = f"digit-classifier-{data_key(images)}.safetensors"
     # evaluate() runs under inference mode, whose tensors can never join autograd: build outside it.

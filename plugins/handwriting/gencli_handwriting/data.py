@@ -14,7 +14,7 @@ import numpy as np
 
 from gencli.data.text import Vocabulary
 from gencli.errors import UsageError
-from gencli.weights import atomic_write
+from gencli.files import atomic_write
 from gencli_handwriting.strokes import Line, load_iam
 
 EMBEDDED = "hershey"
