@@ -8,7 +8,9 @@ Each command runs as a user runs it (a fresh interpreter, bundled weights, outpu
 
 * cold: the first run with an empty compiled-code cache (a fresh XDG_CACHE_HOME whose data caches, such as the
   spoken corpus, are links to yours; the OS file cache is not dropped);
-* warm: the median (and minimum) of ``--repeat`` further runs with that cache.
+* warm: the median (and minimum) of ``--repeat`` further runs with that cache, and the median CPU time (user +
+  system, all the command's threads) of those runs: on a loaded machine the wall time grows with the load, the
+  CPU time much less, so it is the better guide to what an idle machine would show.
 
 Variants, interleaved run by run so that the machine's load falls on all of them alike:
 
@@ -32,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shlex
 import shutil
 import statistics
@@ -180,8 +183,13 @@ def environment(variant: Variant) -> dict[str, str]:
     return env
 
 
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run(use: Use, variant: Variant, workdir: Path, driver: Path | None = None) -> tuple[float, dict]:
-    """One run of ``use``: (wall seconds, breakdown when through the driver)."""
+    """One run of ``use``: (wall seconds, breakdown when through the driver, with the CPU seconds as "cpu")."""
     for stale in workdir.glob("run-*"):
         shutil.rmtree(stale, ignore_errors=True)
     env = environment(variant)
@@ -191,7 +199,7 @@ def run(use: Use, variant: Variant, workdir: Path, driver: Path | None = None) -
     else:
         env["USED_BY_REPORT"] = str(report_path)
         argv = [sys.executable, str(driver), ",".join(HEAVY), *use.args]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu()
     stdout = subprocess.PIPE if use.pipe else subprocess.DEVNULL
     process = subprocess.Popen(argv, cwd=workdir, env=env, stdout=stdout, stderr=subprocess.PIPE)
     if use.until:
@@ -207,7 +215,7 @@ def run(use: Use, variant: Variant, workdir: Path, driver: Path | None = None) -
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        return wall, {}
+        return wall, {"cpu": children_cpu() - cpu}
     out, err = process.communicate()  # drains the pipe as a reader would
     wall = time.perf_counter() - start
     if process.returncode != 0:
@@ -216,7 +224,7 @@ def run(use: Use, variant: Variant, workdir: Path, driver: Path | None = None) -
     phases = breakdown(json.loads(report_path.read_text())) if driver is not None else {}
     if phases:  # the interpreter's own start and exit, and whatever the phases above do not cover
         phases["other"] = max(0.0, wall - sum(phases.values()))
-    return wall, phases
+    return wall, {**phases, "cpu": children_cpu() - cpu}
 
 
 def fresh_cache(root: Path, name: str) -> Path:
@@ -295,20 +303,23 @@ def main() -> None:
             work = root / "work"
             work.mkdir(exist_ok=True)
             todo = [v for v in variants if v.name != "torch" or use.args[0] == "sample"]
-            cold, warm, phases = {}, {v.name: [] for v in todo}, {}
+            cold, warm, cpu, phases = {}, {v.name: [] for v in todo}, {v.name: [] for v in todo}, {}
             for v in todo:  # cold: a compiled-code cache of its own, empty
                 v.cache = fresh_cache(root, v.name.split()[0])
                 cold[v.name], _ = run(use, v, work)
             for _ in range(args.repeat):
                 for v in todo:
-                    warm[v.name].append(run(use, v, work)[0])
+                    wall, measured = run(use, v, work)
+                    warm[v.name].append(wall)
+                    cpu[v.name].append(measured["cpu"])
             for v in todo:
                 if use.args[0] == "sample":
                     phases[v.name] = run(use, v, work, driver)[1]
+                    phases[v.name].pop("cpu")
             for v in todo:
                 times = warm[v.name]
                 row = {"use": use.name, "variant": v.name, "cold": cold[v.name], "warm": statistics.median(times),
-                       "warm_min": min(times), **phases.get(v.name, {})}
+                       "warm_min": min(times), "warm_cpu": statistics.median(cpu[v.name]), **phases.get(v.name, {})}
                 rows.append(row)
                 print_row(row, header=len(rows) == 1)
         print(f"load average at end (1/5/15 min): {load()}")
@@ -321,20 +332,21 @@ COLUMNS = ("start-up", "imports", "weights", "set-up", "generation", "writing", 
 
 def print_row(row: dict, header: bool) -> None:
     if header:
-        print(f"{'use':28} {'variant':18} {'cold':>6} {'warm':>6} {'min':>6}  " + " ".join(f"{c:>10}" for c in COLUMNS))
+        print(f"{'use':28} {'variant':18} {'cold':>6} {'warm':>6} {'min':>6} {'cpu':>6}  "
+              + " ".join(f"{c:>10}" for c in COLUMNS))
     parts = " ".join(f"{row[c]:10.2f}" if c in row else f"{'-':>10}" for c in COLUMNS)
-    print(f"{row['use']:28} {row['variant']:18} {row['cold']:6.2f} {row['warm']:6.2f} {row['warm_min']:6.2f}  {parts}",
-          flush=True)
+    print(f"{row['use']:28} {row['variant']:18} {row['cold']:6.2f} {row['warm']:6.2f} {row['warm_min']:6.2f} "
+          f"{row['warm_cpu']:6.2f}  {parts}", flush=True)
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| command | variant | cold s | warm s (min) | " + " | ".join(COLUMNS) + " |",
-             "|---" * (4 + len(COLUMNS)) + "|"]
+    lines = ["| command | variant | cold s | warm s (min) | warm CPU s | " + " | ".join(COLUMNS) + " |",
+             "|---" * (5 + len(COLUMNS)) + "|"]
     for row in rows:
         cells = " | ".join(f"{row[c]:.2f}" if c in row else "-" for c in COLUMNS)
         use = row["use"].replace("|", "\\|")
         lines.append(f"| {use} | {row['variant']} | {row['cold']:.2f} | {row['warm']:.2f} ({row['warm_min']:.2f})"
-                     f" | {cells} |")
+                     f" | {row['warm_cpu']:.2f} | {cells} |")
     return "\n".join(lines)
 
 

@@ -18,4 +18,4 @@ def test_used_by_benchmark_smoke():
     assert out.startswith("machine: ") and "cores" in out.splitlines()[0]
     row = next(line for line in out.splitlines() if line.startswith("| charrnn \\| wc -c | after |"))
     cells = [cell.strip() for cell in row.strip("|").split(" | ")]
-    assert len(cells) == 11 and all(cell != "-" for cell in cells[4:])  # every phase measured
+    assert len(cells) == 12 and all(cell != "-" for cell in cells[4:])  # every phase measured
