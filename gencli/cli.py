@@ -21,7 +21,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 import typer.main
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from gencli import commands, registry
 from gencli.errors import GencliError, Terminated, signal_exit_code
@@ -109,6 +109,26 @@ def guarded(body: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
+class SwitchesTakeNoValue:
+    """Typer's help shows a type beside every option, "<bool>" for on/off switches too, as if they took a
+    value: show none for them (--help, --json, --quiet ...)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class Command(SwitchesTakeNoValue, TyperCommand):
+    pass
+
+
+class Group(SwitchesTakeNoValue, TyperGroup):
+    pass
+
+
 def _escape(text: str) -> str:
     from rich.markup import escape  # help is rendered as rich markup; a plugin's text is not markup
 
@@ -118,7 +138,7 @@ def _escape(text: str) -> str:
 def _single_command(name: str, function: Callable[..., None], help: str, **settings: Any) -> Any:
     """A Click command built by Typer from one function (Typer's public route to a command object)."""
     app = typer.Typer(add_completion=False, rich_markup_mode="rich")
-    app.command(name, help=help, **settings)(function)
+    app.command(name, help=help, cls=Command, **settings)(function)
     return typer.main.get_command(app)
 
 
@@ -146,7 +166,7 @@ def _broken(message: str) -> Callable[[typer.Context], None]:
     return broken
 
 
-class PluginVerbGroup(TyperGroup):
+class PluginVerbGroup(Group):
     """`gencli sample|train|evaluate`: one subcommand per installed plugin, each built when first asked for."""
 
     verb = ""
@@ -175,15 +195,16 @@ def _verb_group(verb: str) -> typer.Typer:
 
 
 def build_app() -> typer.Typer:
-    app = typer.Typer(help=HELP, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="rich")
+    app = typer.Typer(cls=Group, help=HELP, no_args_is_help=True, pretty_exceptions_enable=False,
+                      rich_markup_mode="rich")
 
-    @app.command("list")
+    @app.command("list", cls=Command)
     @guarded
     def list_(json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False) -> None:
         """Installed plugins: modality, package, version, status and default weights."""
         commands.list_plugins(as_json=json)
 
-    @app.command("info")
+    @app.command("info", cls=Command)
     @guarded
     def info(
         plugin: Annotated[str, typer.Argument(help="Plugin name (see `gencli list`).")],
@@ -195,7 +216,7 @@ def build_app() -> typer.Typer:
     for verb in ("sample", "train", "evaluate"):
         app.add_typer(_verb_group(verb), name=verb)
 
-    @app.command("push")
+    @app.command("push", cls=Command)
     @guarded
     def push(
         run_dir: Annotated[Path, typer.Argument(help="Run folder written by `gencli train`.")],
@@ -206,7 +227,7 @@ def build_app() -> typer.Typer:
         """Upload a run folder (weights, config, model card) to the Hugging Face Hub."""
         commands.push(run_dir, repo_id, private=private, revision=revision)
 
-    @app.command("download")
+    @app.command("download", cls=Command)
     @guarded
     def download(
         repo_id: Annotated[str, typer.Argument(help=_escape("Hub repo id, org/name[@revision]."))],

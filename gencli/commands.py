@@ -12,24 +12,13 @@ from typing import Any, Callable
 
 from gencli import messages, registry
 from gencli.errors import UsageError
-from gencli.options import (
-    EVALUATE_FLAGS,
-    SAMPLE_FLAGS,
-    TRAIN_FLAGS,
-    Flag,
-    dataclass_flags,
-    split_by_group,
-)
+from gencli.options import Flag, plugin_flags, split_by_group
 from gencli.plugin import defaults_of
 from gencli.runspec import shell_join
 
 
 def verb_flags(verb: str, plugin: Any) -> list[Flag]:
-    if verb == "sample":
-        return SAMPLE_FLAGS + dataclass_flags(plugin.SampleOptions, "SampleOptions")
-    if verb == "evaluate":
-        return EVALUATE_FLAGS + dataclass_flags(plugin.EvalOptions, "EvalOptions")
-    return TRAIN_FLAGS + dataclass_flags(plugin.Config, "Config") + dataclass_flags(plugin.TrainOptions, "TrainOptions")
+    return plugin_flags(verb, plugin)
 
 
 def core_values(flags: list[Flag], typed: dict[str, Any]) -> dict[str, Any]:

@@ -34,13 +34,28 @@ Modality = Literal["image", "text", "strokes", "audio"]
 MODALITIES: tuple[str, ...] = ("image", "text", "strokes", "audio")
 
 
-def option(default: Any, help: str, *, short: str | None = None, flag: bool = True) -> Any:
+def option(default: Any, help: str, *, short: str | None = None, flag: bool = True,
+           minimum: float | None = None, maximum: float | None = None, above: float | None = None,
+           below: float | None = None, finite: bool = True, complete_from: str | None = None,
+           complete_extra: tuple[str, ...] = ()) -> Any:
     """Declare one option field: it becomes ``--field-name`` with ``help`` as its help text.
 
     ``short`` adds a one-letter alias (``"-t"``). ``flag=False`` keeps a field out of the command line
     (for example a vocabulary learned from the data, which lives in config.json but is never typed).
+
+    Bounds of a number, checked by the parser (and for --config files) and shown in ``--help``: ``minimum``
+    and ``maximum`` are inclusive, ``above`` and ``below`` exclusive. A float must also be finite (no nan or
+    inf) unless ``finite=False``. Declare a maximum for every size and count: a 2**64 or 1e99 typed by
+    mistake is then refused at once instead of starting work that cannot finish (an int without one is still
+    held to 64 bits).
+
+    ``complete_from`` names a list field of the model's config.json (e.g. ``"speakers"``) whose entries TAB
+    completion offers for this flag, read from ``--weights`` when it is a local folder, else the bundled
+    weights; ``complete_extra`` adds fixed values (e.g. ``("all",)``).
     """
-    metadata = {"help": help, "short": short, "flag": flag}
+    metadata = {"help": help, "short": short, "flag": flag, "minimum": minimum, "maximum": maximum,
+                "above": above, "below": below, "finite": finite, "complete_from": complete_from,
+                "complete_extra": tuple(complete_extra)}
     if isinstance(default, (list, dict, set)):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -129,6 +144,9 @@ class EvalRequest:
     data: str | None  # --data as typed, None for the plugin's default held-out split
     device: torch.device
     seed: int
+    # Call progress(done, total) as a long evaluation advances (images scored, AIS temperatures, ...): the
+    # core shows a bar with an ETA at a terminal and a line every few seconds otherwise.
+    progress: Callable[..., None] = no_progress
 
 
 @dataclass
@@ -189,7 +207,8 @@ class Plugin(Protocol):
         ...
 
     def evaluate(self, model: torch.nn.Module, config: Any, options: Any, request: EvalRequest) -> dict[str, float]:
-        """Held-out figures, e.g. {"bits_per_char": 1.9}. Keys are snake_case with the unit in the name."""
+        """Held-out figures, e.g. {"bits_per_char": 1.9}. Keys are snake_case with the unit in the name; counts
+        (characters, images, ...) are ints, so they print as counts."""
         ...
 
 

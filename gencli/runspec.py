@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gencli.errors import UsageError
-from gencli.options import Flag
+from gencli.options import Flag, check_value
 from gencli.plugin import defaults_of
 
 RUN_FILE = "run.json"
@@ -124,7 +124,9 @@ def read_toml(path: Path, flags: list[Flag]) -> dict[str, dict[str, Any]]:
             raise UsageError(f"--config {path}: '{key}' can only be given on the command line")
         if dest not in by_dest:
             raise UsageError(f"--config {path}: unknown option '{key}'")
-        groups.setdefault(by_dest[dest].group, {})[dest] = check_type(value, by_dest[dest], origin=str(path))
+        flag = by_dest[dest]
+        value = check_value(flag, check_type(value, flag, origin=str(path)), str(path))  # typed flags' bounds too
+        groups.setdefault(flag.group, {})[dest] = value
     return groups
 
 

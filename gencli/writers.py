@@ -78,13 +78,16 @@ def default_path(stem: str, suffix: str) -> str:
 
 
 def write(output: Output, destination: str | None, provenance: dict[str, Any], *, default_stem: str,
-          stdout: IO[Any] | None = None) -> list[str]:
+          stdout: IO[Any] | None = None, scale: int = 1) -> list[str]:
     """Write ``output``; returns the paths written ('-' for stdout).
 
     ``destination`` None means stdout for text, and for binary output stdout when it is a pipe or a file,
     else a new file named after the plugin. '-' is stdout, refused for binary output at a terminal.
+    ``scale`` K enlarges Images K times (nearest neighbour) as they are encoded.
     """
     stdout = stdout if stdout is not None else sys.stdout
+    if isinstance(output, Images) and scale != 1:
+        output = scaled(output, scale)
     if isinstance(output, Text):
         return [_write_text(output, destination, provenance, stdout)]
     kind = type(output)
@@ -214,6 +217,25 @@ def grid(pixels: Any, columns: int | None = None, pad: int = 2, pad_value: int =
         y, x = pad + r * (h + pad), pad + col * (w + pad)
         canvas[y : y + h, x : x + w] = pixels[i]
     return canvas
+
+
+MAX_SCALED_VALUES = 64 * 10**6
+
+
+def scaled(images: Images, scale: int) -> Images:
+    """Each pixel a ``scale`` x ``scale`` block (nearest neighbour keeps the pixels crisp, as generated)."""
+    import numpy as np
+
+    if not isinstance(scale, int) or scale < 1:
+        raise UsageError(f"--scale {scale}: must be a whole number of at least 1")
+    pixels = np.asarray(images.pixels)
+    if pixels.ndim != 4:  # grid() reports the shape problem
+        return images
+    if pixels.size * scale * scale > MAX_SCALED_VALUES:  # a -n 10000 --scale 64 grid would be tens of GB
+        raise UsageError(f"--scale {scale}: {len(pixels):,} images of {pixels.shape[2]}x{pixels.shape[1]} would "
+                         f"make more than {MAX_SCALED_VALUES // 10**6} million pixel values; use a smaller "
+                         "--scale or -n")
+    return Images(pixels.repeat(scale, axis=1).repeat(scale, axis=2), images.columns)  # (N, H*K, W*K, C)
 
 
 def png_bytes(image: Any, provenance: dict[str, Any]) -> bytes:

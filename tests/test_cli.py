@@ -96,7 +96,8 @@ def test_sample_help_lists_the_plugin_flags_with_their_help() -> None:
                         ("--prime", "Text to start from"), ("--top-k", "likeliest characters")):
         line = next((line for line in out.splitlines() if flag in line), "")
         assert words in line, (flag, out)
-    assert "[default: 400]" in out and "[default: 0.8]" in out  # real defaults, not Typer's "(400)"
+    # real defaults, not Typer's "(400)", beside the declared bounds
+    assert "[default: 400; 0<=x<=10,000,000]" in out and "[default: 0.8; 0<x<=100]" in out
     assert "org/name[@revision]" in out  # the help text is not eaten as rich markup
     assert re.search(r"^\W*-n\s", out, flags=re.M) and "--n " not in out
 
@@ -111,7 +112,7 @@ def test_sample_help_lists_the_plugin_flags_with_their_help() -> None:
     (["push"], 2, ["Missing argument"]),
     (["info", "nosuchplugin"], 2, ["unknown plugin"]),
     (["train", "charrnn", "--precision", "fp64"], 2, ["--precision"]),
-    (["sample", "charrnn", "-n", "0", "--weights", "x"], 2, ["-n must be at least 1"]),
+    (["sample", "charrnn", "-n", "0", "--weights", "x"], 2, ["'-n': must be at least 1, not 0"]),
     (["sample", "charrnn", "-o", "out.png", "--weights", "x"], 2, ["-o out.png", ".png"]),
     (["sample", "charrnn", "-o", "no/such/folder/out.txt"], 2, ["does not exist"]),
     (["sample", "charrnn", "--weights", "./no/such/run"], 1, ["no such file or folder"]),
@@ -128,7 +129,7 @@ def test_user_errors_are_one_line_with_a_nonzero_code(capsys, args, code, fragme
 def test_bad_values_from_the_plugin_are_one_line(capsys, tiny_run: Path) -> None:
     got, out, err = gencli_inprocess(capsys, "sample", "charrnn", "--weights", str(tiny_run), "--temperature", "0")
     assert got == 2 and out == ""
-    assert_one_error_line(err, "--temperature must be positive")
+    assert_one_error_line(err, "--temperature", "must be greater than 0")  # now refused by the declared bound
     got, _, err = gencli_inprocess(capsys, "sample", "charrnn", "--weights", str(tiny_run), "--prime", "\x07")
     assert got == 2
     assert_one_error_line(err, "--prime")

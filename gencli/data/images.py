@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import gzip
 import importlib.util
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,6 +32,9 @@ EMBEDDED = "mnist-5k"
 PER_CLASS = {"train": 400, "valid": 50, "test": 50}  # of the 500 images of each digit, in file order
 BINARIZE_SEEDS = {"valid": 20161, "test": 20162}  # the fixed draws for the held-out splits
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# Larger images are refused before their pixels are read: a header can claim 20,000 x 20,000 pixels in a
+# few bytes (a decompression bomb), and these models see 28 to 256 pixels a side anyway.
+MAX_IMAGE_PIXELS = 50_000_000
 Split = Literal["train", "valid", "test"]
 
 
@@ -141,13 +145,13 @@ def load_folder(source: str, size: int, channels: int | None = None) -> ImageSet
     loaded, skipped = [], []
     for file in files:
         try:
-            with Image.open(file) as image:
+            with open_image(file) as image:
                 image.load()
                 loaded.append((file, image.copy()))
-        except (OSError, UnidentifiedImageError, ValueError):
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
             skipped.append(file.name)
     if skipped:
-        warn(f"skipped {len(skipped)} unreadable image file(s) in {source} (e.g. {skipped[0]})")
+        warn(f"skipped {len(skipped)} unreadable or oversized image file(s) in {source} (e.g. {skipped[0]})")
     if not loaded:
         raise UsageError(f"--data {source}: none of the {len(files)} image file(s) could be read")
     if channels is None:
@@ -161,6 +165,24 @@ def load_folder(source: str, size: int, channels: int | None = None) -> ImageSet
     kind = "RGB" if channels == 3 else "grayscale"
     labelled = f", {len(classes)} classes" if classes else ""
     return ImageSet(pixels, labels, classes, f"{source} ({len(arrays):,} {kind} images at {size}x{size}{labelled})")
+
+
+def open_image(path: Path | str) -> Any:
+    """PIL's lazy open (the header only), refusing an image over MAX_IMAGE_PIXELS before its pixels load."""
+    from PIL import Image
+
+    limit = f"the {MAX_IMAGE_PIXELS // 10**6} million pixels an input image may have"
+    try:
+        with warnings.catch_warnings():  # PIL warns above 89 M pixels; the check below speaks for itself
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except Image.DecompressionBombError:  # PIL's own, far higher limit, checked as it reads the header
+        raise ValueError(f"far more than {limit}") from None
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        image.close()
+        raise ValueError(f"{width:,} x {height:,} pixels is more than {limit}")
+    return image
 
 
 def _has_colour(image: Any) -> bool:
@@ -191,11 +213,11 @@ def load_image(path: Path | str, size: int, channels: int) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             array = to_array(image, size, channels)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such image file") from None
-    except (OSError, UnidentifiedImageError, ValueError) as error:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
         raise UsageError(f"{path}: not a readable image ({error})") from None
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 

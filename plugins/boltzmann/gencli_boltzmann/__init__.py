@@ -35,9 +35,11 @@ def sgd(model: Any, lr: float, momentum: float, weight_decay: float) -> Any:
 
 @dataclass
 class RBMConfig:
-    image_size: int = option(28, "Images are image_size x image_size grayscale, one visible unit per pixel.")
-    hidden: int = option(500, "Hidden units; 500 is Salakhutdinov and Murray's MNIST RBM.")
-    chains: int = option(100, "Persistent Gibbs chains (PCD's fantasy particles), saved with the weights.")
+    image_size: int = option(28, "Images are image_size x image_size grayscale, one visible unit per pixel.",
+                             minimum=1, maximum=256)
+    hidden: int = option(500, "Hidden units; 500 is Salakhutdinov and Murray's MNIST RBM.", minimum=1, maximum=16_384)
+    chains: int = option(100, "Persistent Gibbs chains (PCD's fantasy particles), saved with the weights.",
+                         minimum=1, maximum=100_000)
 
 
 @dataclass
@@ -45,28 +47,36 @@ class RBMTrainOptions:
     method: Literal["cd", "pcd"] = option("pcd", "cd: chains restart at the data each step (Hinton 2002); pcd: "
                                                  "persistent chains (Tieleman 2008), better likelihoods.")
     k: int = option(1, "Gibbs steps per update (CD-k / PCD-k); the bundled RBM used 5: -101.3 nats on the test "
-                       "digits against -107.3 with 1, at twice the training time.")
-    momentum: float = option(0.5, "SGD momentum (Hinton's guide: 0.5 to 0.9; high values hurt PCD's chains).")
-    weight_decay: float = option(1e-4, "L2 penalty on the weights (not the biases), Hinton's 0.0001.")
-    sparsity_target: float = option(0.0, "Wanted mean activation of each hidden unit (0: no sparsity term).")
-    sparsity_cost: float = option(0.1, "Strength of the sparsity term on the hidden biases (Lee et al. 2008).")
+                       "digits against -107.3 with 1, at twice the training time.", minimum=1, maximum=1000)
+    momentum: float = option(0.5, "SGD momentum (Hinton's guide: 0.5 to 0.9; high values hurt PCD's chains).",
+                             minimum=0, below=1)
+    weight_decay: float = option(1e-4, "L2 penalty on the weights (not the biases), Hinton's 0.0001.",
+                                 minimum=0, maximum=1)
+    sparsity_target: float = option(0.0, "Wanted mean activation of each hidden unit (0: no sparsity term).",
+                                    minimum=0, below=1)
+    sparsity_cost: float = option(0.1, "Strength of the sparsity term on the hidden biases (Lee et al. 2008).",
+                                  minimum=0, maximum=100)
 
 
 @dataclass
 class SampleOptions:
-    gibbs_steps: int = option(1000, "Gibbs sweeps per chain, from uniform noise, before the image is shown.")
+    gibbs_steps: int = option(1000, "Gibbs sweeps per chain, from uniform noise, before the image is shown.",
+                              minimum=1, maximum=1_000_000)
     chain: bool = option(False, "Show each chain's progress over time: one row per chain (-n rows).")
-    snapshots: int = option(10, "With --chain: images per row, evenly spaced over the Gibbs sweeps.")
+    snapshots: int = option(10, "With --chain: images per row, evenly spaced over the Gibbs sweeps.",
+                            minimum=2, maximum=1000)
     filters: bool = option(False, "Show the first layer's learned weights as images (-n of them; -n 1: 100).")
     features: Path | None = option(None, "Print the most active first-layer hidden units for this image.")
-    top: int = option(10, "With --features: how many hidden units to print.")
+    top: int = option(10, "With --features: how many hidden units to print.", minimum=1, maximum=100_000)
 
 
 @dataclass
 class RBMEvalOptions:
-    ais_runs: int = option(100, "AIS runs (importance weights) for log Z; all run at once as one batch.")
+    ais_runs: int = option(100, "AIS runs (importance weights) for log Z; all run at once as one batch.",
+                           minimum=1, maximum=100_000)
     ais_betas: int = option(14500, "AIS intermediate temperatures; Salakhutdinov and Murray's 14,500 (500 in "
-                                   "[0, 0.5], 4,000 in [0.5, 0.9], 10,000 in [0.9, 1]), scaled alike.")
+                                   "[0, 0.5], 4,000 in [0.5, 0.9], 10,000 in [0.9, 1]), scaled alike.",
+                                   minimum=3, maximum=1_000_000)
 
 
 class RBM(LazyPlugin):
@@ -103,29 +113,36 @@ class RBM(LazyPlugin):
 
 @dataclass
 class DBMConfig:
-    image_size: int = option(28, "Images are image_size x image_size grayscale, one visible unit per pixel.")
-    hidden1: int = option(500, "First hidden layer's units (Salakhutdinov and Hinton: 500).")
-    hidden2: int = option(500, "Second hidden layer's units (Salakhutdinov and Hinton: 1000; 500 for a CPU).")
-    chains: int = option(100, "Persistent Gibbs chains (fantasy particles), saved with the weights.")
+    image_size: int = option(28, "Images are image_size x image_size grayscale, one visible unit per pixel.",
+                             minimum=1, maximum=256)
+    hidden1: int = option(500, "First hidden layer's units (Salakhutdinov and Hinton: 500).", minimum=1, maximum=16_384)
+    hidden2: int = option(500, "Second hidden layer's units (Salakhutdinov and Hinton: 1000; 500 for a CPU).",
+                          minimum=1, maximum=16_384)
+    chains: int = option(100, "Persistent Gibbs chains (fantasy particles), saved with the weights.",
+                         minimum=1, maximum=100_000)
 
 
 @dataclass
 class DBMTrainOptions:
     pretrain_steps: int = option(2000, "Greedy pretraining steps per layer (CD-1 RBMs with doubled inputs); "
-                                       "joint PCD training follows in the same run.")
-    mean_field_steps: int = option(10, "Mean-field updates for the data-dependent statistics.")
-    k: int = option(1, "Gibbs sweeps of the persistent chains per update.")
-    momentum: float = option(0.5, "SGD momentum.")
-    weight_decay: float = option(1e-4, "L2 penalty on the weights (not the biases).")
+                                       "joint PCD training follows in the same run.", minimum=0, maximum=100_000_000)
+    mean_field_steps: int = option(10, "Mean-field updates for the data-dependent statistics.", minimum=1, maximum=1000)
+    k: int = option(1, "Gibbs sweeps of the persistent chains per update.", minimum=1, maximum=1000)
+    momentum: float = option(0.5, "SGD momentum.", minimum=0, below=1)
+    weight_decay: float = option(1e-4, "L2 penalty on the weights (not the biases).", minimum=0, maximum=1)
     joint_lr_scale: float = option(0.1, "Joint training's step size relative to pretraining's: the pretrained "
-                                        "RBMs take large CD steps, PCD on the whole DBM needs small ones.")
+                                        "RBMs take large CD steps, PCD on the whole DBM needs small ones.",
+                                        above=0, maximum=10)
 
 
 @dataclass
 class DBMEvalOptions:
-    ais_runs: int = option(100, "AIS runs (importance weights) for log Z; all run at once as one batch.")
-    ais_betas: int = option(14500, "AIS intermediate temperatures (Salakhutdinov and Murray's schedule).")
-    mean_field_steps: int = option(30, "Mean-field updates per test image for the variational lower bound.")
+    ais_runs: int = option(100, "AIS runs (importance weights) for log Z; all run at once as one batch.",
+                           minimum=1, maximum=100_000)
+    ais_betas: int = option(14500, "AIS intermediate temperatures (Salakhutdinov and Murray's schedule).",
+                            minimum=3, maximum=1_000_000)
+    mean_field_steps: int = option(30, "Mean-field updates per test image for the variational lower bound.",
+                                   minimum=1, maximum=1000)
 
 
 class DBM(LazyPlugin):

@@ -16,28 +16,34 @@ from gencli.plugin import LazyPlugin, Preset, option
 @dataclass
 class Config:
     vocab: str = option("", "Characters the model knows, in index order (learned from the data).", flag=False)
-    embedding_size: int = option(64, "Character embedding width.")
-    hidden_size: int = option(256, "LSTM units per layer; 256 x 2 stays under 4 MB and reaches < 2 bits/char.")
-    num_layers: int = option(2, "Stacked LSTM layers (Graves used up to 7; 2 is the char-rnn default).")
-    dropout: float = option(0.1, "Dropout between layers and before the output (regularises small corpora).")
+    embedding_size: int = option(64, "Character embedding width.", minimum=1, maximum=4096)
+    hidden_size: int = option(256, "LSTM units per layer; 256 x 2 stays under 4 MB and reaches < 2 bits/char.",
+                              minimum=1, maximum=8192)
+    num_layers: int = option(2, "Stacked LSTM layers (Graves used up to 7; 2 is the char-rnn default).",
+                             minimum=1, maximum=64)
+    dropout: float = option(0.1, "Dropout between layers and before the output (regularises small corpora).",
+                            minimum=0, below=1)
 
 
 @dataclass
 class TrainOptions:
-    seq_length: int = option(128, "Characters per training sequence (truncated BPTT length).")
+    seq_length: int = option(128, "Characters per training sequence (truncated BPTT length).",
+                             minimum=1, maximum=100_000)
 
 
 @dataclass
 class SampleOptions:
     prime: str = option("", "Text to start from; the sample continues it.")
-    length: int = option(400, "Characters to generate.")
-    temperature: float = option(0.8, "Softmax temperature: < 1 is more conservative, > 1 more varied.", short="-t")
-    top_k: int = option(0, "Sample only from the k likeliest characters (0: all).")
+    length: int = option(400, "Characters to generate.", minimum=0, maximum=10_000_000)
+    temperature: float = option(0.8, "Softmax temperature: < 1 is more conservative, > 1 more varied.", short="-t",
+                                above=0, maximum=100)
+    top_k: int = option(0, "Sample only from the k likeliest characters (0: all).", minimum=0, maximum=100_000)
 
 
 @dataclass
 class EvalOptions:
-    seq_length: int = option(256, "Characters per evaluation chunk (the LSTM state carries across chunks).")
+    seq_length: int = option(256, "Characters per evaluation chunk (the LSTM state carries across chunks).",
+                             minimum=1, maximum=100_000)
 
 
 class CharRNN(LazyPlugin):

@@ -25,24 +25,27 @@ WEIGHTS = Path(__file__).parent / "weights"
 
 @dataclass
 class MLPConfig:
-    z_dim: int = option(100, "Latent size (paper: 100); z is standard Gaussian.")
+    z_dim: int = option(100, "Latent size (paper: 100); z is standard Gaussian.", minimum=1, maximum=4096)
     g_hidden: int = option(400, "Units in each of the generator's two ReLU layers (paper: 1200; 400 keeps the "
-                                "bundled file under 4 MB).")
-    d_units: int = option(128, "Maxout units in each of the discriminator's two hidden layers (paper: 240).")
-    d_pieces: int = option(4, "Linear pieces per maxout unit (paper: 5).")
+                                "bundled file under 4 MB).", minimum=1, maximum=16_384)
+    d_units: int = option(128, "Maxout units in each of the discriminator's two hidden layers (paper: 240).",
+                          minimum=1, maximum=4096)
+    d_pieces: int = option(4, "Linear pieces per maxout unit (paper: 5).", minimum=1, maximum=64)
     d_dropout: float = option(0.5, "Dropout on the inputs to each discriminator layer (the paper trained D with "
-                                   "dropout); 0.5 with label smoothing kept our runs from collapsing to a few digits.")
-    image_size: int = option(28, "Side of the square images the model makes.")
+                                   "dropout); 0.5 with label smoothing kept our runs from collapsing to a few digits.",
+                                   minimum=0, below=1)
+    image_size: int = option(28, "Side of the square images the model makes.", minimum=4, maximum=256)
     channels: int = option(1, "Image channels (learned from the data).", flag=False)
     training_data: str = option("mnist-5k", "The --data the model was trained on (for --neighbours).", flag=False)
 
 
 @dataclass
 class DCGANConfig:
-    z_dim: int = option(64, "Latent size (Radford et al.: 100; 64 suffices for 28x28 digits).")
+    z_dim: int = option(64, "Latent size (Radford et al.: 100; 64 suffices for 28x28 digits).", minimum=1, maximum=4096)
     base_channels: int = option(32, "Channels of the last generator / first discriminator conv; the other conv "
-                                    "has twice as many (32 keeps a CPU step fast).")
-    image_size: int = option(28, "Side of the square images; a multiple of 4 (two stride-2 convolutions).")
+                                    "has twice as many (32 keeps a CPU step fast).", minimum=1, maximum=1024)
+    image_size: int = option(28, "Side of the square images; a multiple of 4 (two stride-2 convolutions).",
+                             minimum=4, maximum=256)
     channels: int = option(1, "Image channels (learned from the data).", flag=False)
     training_data: str = option("mnist-5k", "The --data the model was trained on (for --neighbours).", flag=False)
 
@@ -61,44 +64,48 @@ class CGANConfig(DCGANConfig):
 class TrainOptions:
     real_label: float = option(0.9, "The discriminator's target for real images; 0.9 is one-sided label smoothing "
                                     "(Salimans et al. 2016): with it (and D dropout 0.5) the bundled MLP GAN's "
-                                    "label entropy rose from 1.55 to 1.96 nats (ln 10 = 2.30); 1 turns it off.")
+                                    "label entropy rose from 1.55 to 1.96 nats (ln 10 = 2.30); 1 turns it off.",
+                                    above=0, maximum=1)
     r1: float = option(1.0, "R1 penalty gamma (Mescheder et al. 2018): gamma / 2 times the discriminator's "
                             "squared input gradient on real images; 0 turns it off. At 1 the bundled models stopped "
-                            "dropping digits (dcgan: label coverage 0.6 -> 1.0, digit Frechet 132 -> 41).")
+                            "dropping digits (dcgan: label coverage 0.6 -> 1.0, digit Frechet 132 -> 41).",
+                            minimum=0, maximum=10_000)
 
 
 @dataclass
 class ConditionalTrainOptions(TrainOptions):
     r1: float = option(0.1, "R1 penalty gamma (Mescheder et al. 2018); 0 turns it off. The labels already keep "
                             "every class in play; at 0.1 the bundled cgan's samples match their label 94.3% of "
-                            "the time (90.9% without R1, 90.1% at gamma 1) and its digit Frechet falls 35 -> 18.")
+                            "the time (90.9% without R1, 90.1% at gamma 1) and its digit Frechet falls 35 -> 18.",
+                            minimum=0, maximum=10_000)
 
 
 @dataclass
 class SampleOptions:
     interpolate: bool = option(False, "Rows of latent interpolations: row r walks from the latent of seed S+2r to "
                                       "that of S+2r+1 (-n rows).")
-    steps: int = option(10, "Images per interpolation row, end points included.")
+    steps: int = option(10, "Images per interpolation row, end points included.", minimum=2, maximum=1000)
     path: Literal["linear", "slerp"] = option("slerp", "Interpolation path: linear, or spherical (slerp: stays "
                                                         "at the norm a Gaussian latent typically has).")
     arithmetic: str = option("", "Latent arithmetic such as \"3 - 8 + 12\": each term a seed or a .safetensors "
                                  "file with a tensor \"z\"; shows the terms and the result.")
     neighbours: int = option(0, "Put this many nearest training images (pixel L2) beside each sample: the "
-                                "memorisation check.")
+                                "memorisation check.", minimum=0, maximum=100)
 
 
 @dataclass
 class ConditionalSampleOptions:
     label: str = option("", "Class to draw (name or index), or \"all\" for one row per class (-n per row, 10 "
-                            "when -n is 1); empty: sample i gets class i mod the number of classes.")
+                            "when -n is 1); empty: sample i gets class i mod the number of classes.",
+                            complete_from="classes", complete_extra=("all",))
     neighbours: int = option(0, "Put this many nearest training images (pixel L2) beside each sample: the "
-                                "memorisation check.")
+                                "memorisation check.", minimum=0, maximum=100)
 
 
 @dataclass
 class EvalOptions:
     samples: int = option(10000, "Generated samples for the Parzen window and the digit-feature figures (the "
-                                 "GAN paper used 10,000).")
+                                 "GAN paper used 10,000).", minimum=2, maximum=1_000_000)
 
 
 # ---- the three plugins -----------------------------------------------------------------------------------

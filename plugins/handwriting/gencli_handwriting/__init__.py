@@ -24,10 +24,11 @@ class Config:
         "synthesis", "synthesis: writes a given text through the attention window (section 5); prediction: "
                      "unconditional scribbles (section 4).")
     hidden_size: int = option(128, "LSTM units per layer (the paper: 400; 128 trains in under half an hour on a "
-                                     "2-core CPU and writes legibly).")
-    num_layers: int = option(2, "Stacked LSTM layers (the paper: 3).")
-    mixtures: int = option(10, "Bivariate Gaussians in the output mixture (the paper: 20).")
-    window_gaussians: int = option(5, "Gaussians K of the attention window over the characters (the paper: 10).")
+                                     "2-core CPU and writes legibly).", minimum=1, maximum=4096)
+    num_layers: int = option(2, "Stacked LSTM layers (the paper: 3).", minimum=1, maximum=16)
+    mixtures: int = option(10, "Bivariate Gaussians in the output mixture (the paper: 20).", minimum=1, maximum=100)
+    window_gaussians: int = option(5, "Gaussians K of the attention window over the characters (the paper: 10).",
+                                   minimum=1, maximum=100)
     alphabet: str = option("", "Characters the window knows, in index order (learned from the data).", flag=False)
     offset_scale: float = option(0.0, "Pen offsets are divided by this before the network sees them (the RMS "
                                       "move of the training data, learned).", flag=False)
@@ -35,7 +36,8 @@ class Config:
 
 @dataclass
 class TrainOptions:
-    max_points: int = option(300, "Pen points per training line at most (longer lines are cut).")
+    max_points: int = option(300, "Pen points per training line at most (longer lines are cut).",
+                             minimum=2, maximum=100_000)
     derivative_clip: bool = option(True, "Clip derivatives at the mixture outputs to +-100 and at the LSTM outputs "
                                          "to +-10, as in Graves' section 4.2 (on top of --grad-clip).")
 
@@ -45,18 +47,20 @@ class SampleOptions:
     text: str = option("hello world", "Text to write; '\\n' (or a real newline) starts another line. "
                                       "Synthesis network only.")
     bias: float = option(0.75, "Graves' probability bias: 0 samples the model as trained, higher is neater and "
-                               "steadier (sharper mixture weights, sigmas shrunk by exp(-bias)).", short="-b")
+                               "steadier (sharper mixture weights, sigmas shrunk by exp(-bias)).", short="-b",
+                               minimum=0, maximum=100)
     temperature: float = option(1.0, "Divides the mixture and pen logits and scales the variances; < 1 is tamer.",
-                                short="-t")
+                                short="-t", above=0, maximum=100)
     style: Path | None = option(None, "Prime with this line's strokes to imitate its hand: JSON {\"text\", "
                                       "\"strokes\": [[dx, dy, pen_up], ...]}, CSV rows dx,dy,pen_up, or IAM XML.")
     style_text: str = option("", "Transcription of the --style strokes, if the file carries none.")
-    length: int = option(0, "Pen points per line at most (0: 30 per character + 60; prediction network: 400).")
+    length: int = option(0, "Pen points per line at most (0: 30 per character + 60; prediction network: 400).",
+                         minimum=0, maximum=100_000)
 
 
 @dataclass
 class EvalOptions:
-    max_lines: int = option(200, "Held-out lines scored at most.")
+    max_lines: int = option(200, "Held-out lines scored at most.", minimum=1, maximum=100_000)
 
 
 class Handwriting(LazyPlugin):

@@ -24,13 +24,15 @@ class Config:
                                           "pixelcnn (masked convolutions: fastest per step), row-lstm or "
                                           "diagonal-bilstm (the paper's best likelihood, slowest).")
     layers: int = option(6, "Residual layers after the first 7x7 mask-A convolution (paper: 12 on MNIST; "
-                            "6 reach < 100 nats in minutes on a CPU).")
+                            "6 reach < 100 nats in minutes on a CPU).", minimum=0, maximum=64)
     hidden: int = option(32, "Feature maps per layer (the LSTMs keep half as state, like the paper's h / 2h; "
-                             "each gated stack has this many, so a gated layer costs about 3x a pixelcnn one).")
-    first_kernel: int = option(7, "Size of the first, mask-A convolution (paper: 7).")
-    image_size: int = option(28, "Images are resized to this many pixels square.")
+                             "each gated stack has this many, so a gated layer costs about 3x a pixelcnn one).",
+                             minimum=1, maximum=1024)
+    first_kernel: int = option(7, "Size of the first, mask-A convolution (paper: 7).", minimum=1, maximum=31)
+    image_size: int = option(28, "Images are resized to this many pixels square.", minimum=1, maximum=256)
     levels: int = option(0, "2: binary pixels, one Bernoulli each; 256: a 256-way softmax per channel; 0: from "
-                            "the data (2 for the embedded binarized MNIST, 256 for a --data folder).")
+                            "the data (2 for the embedded binarized MNIST, 256 for a --data folder).",
+                            minimum=0, maximum=256)
     channels: int = option(1, "Colour channels (1 or 3), learned from the data.", flag=False)
 
 
@@ -43,18 +45,20 @@ class TrainOptions:
 class SampleOptions:
     complete: list[Path] = option([], "Image to complete (repeatable): its top --keep-rows rows are kept and the "
                                       "rest sampled; one grid row per image, the image first.")
-    keep_rows: int = option(14, "Rows of each --complete image that are kept (the paper's figures keep half).")
-    completions: int = option(4, "Completions drawn for each --complete image.")
+    keep_rows: int = option(14, "Rows of each --complete image that are kept (the paper's figures keep half).",
+                            minimum=0, maximum=256)
+    completions: int = option(4, "Completions drawn for each --complete image.", minimum=1, maximum=1000)
     temperature: float = option(1.0, "Divides the logits: 1 samples the model as trained, < 1 is tamer.",
-                                short="-t")
+                                short="-t", above=0, maximum=100)
     sampler: Literal["cached", "naive"] = option("cached", "cached (recomputes one row per layer per pixel) or "
                                                            "naive (the whole network per pixel; for checking).")
 
 
 @dataclass
 class EvalOptions:
-    batch_size: int = option(100, "Test images scored per forward pass.")
-    max_images: int = option(0, "Score only the first N test images (0: all 500 of the embedded test split).")
+    batch_size: int = option(100, "Test images scored per forward pass.", minimum=1, maximum=10_000)
+    max_images: int = option(0, "Score only the first N test images (0: all 500 of the embedded test split).",
+                             minimum=0, maximum=1_000_000)
 
 
 class PixelRNNPlugin(LazyPlugin):

@@ -23,17 +23,22 @@ class Config:
                                                           "convolutions each way), mlp (two dense layers each way) "
                                                           "or draw (Gregor et al. 2015: LSTMs that read and write "
                                                           "through attention over --glimpses steps).")
-    latent_size: int = option(32, "Dimensions of z; 16-32 suit MNIST (unused ones collapse to the prior).")
+    latent_size: int = option(32, "Dimensions of z; 16-32 suit MNIST (unused ones collapse to the prior).",
+                              minimum=1, maximum=1024)
     conv_channels: int = option(16, "Channels of the first conv layer (the second has twice as many); 16 keeps "
-                                         "the k=500 evaluation of 500 digits within seconds on a CPU.")
-    hidden_size: int = option(256, "Width of the dense layer(s) between the image and the latent code.")
+                                         "the k=500 evaluation of 500 digits within seconds on a CPU.",
+                                         minimum=1, maximum=512)
+    hidden_size: int = option(256, "Width of the dense layer(s) between the image and the latent code.",
+                              minimum=1, maximum=8192)
     likelihood: Literal["auto", "bernoulli", "logistic"] = option(
         "auto", "Decoder distribution: bernoulli for binary images, logistic (discretized, per pixel and "
                 "channel) for grayscale/RGB; auto: bernoulli for the embedded MNIST, logistic for --data DIR.")
-    image_size: int = option(28, "Images are resized to this square size (a multiple of 4 for --arch conv).")
-    glimpses: int = option(16, "--arch draw: read/write steps T; the code is T x latent_size (paper: 64).")
-    read_size: int = option(2, "--arch draw: the read glimpse is N x N (paper on MNIST: 2).")
-    write_size: int = option(5, "--arch draw: the written patch is N x N (paper on MNIST: 5).")
+    image_size: int = option(28, "Images are resized to this square size (a multiple of 4 for --arch conv).",
+                             minimum=4, maximum=256)
+    glimpses: int = option(16, "--arch draw: read/write steps T; the code is T x latent_size (paper: 64).",
+                           minimum=1, maximum=256)
+    read_size: int = option(2, "--arch draw: the read glimpse is N x N (paper on MNIST: 2).", minimum=1, maximum=64)
+    write_size: int = option(5, "--arch draw: the written patch is N x N (paper on MNIST: 5).", minimum=1, maximum=64)
     channels: int = option(0, "Colour channels, learned from the data (0: not yet known).", flag=False)
 
 
@@ -41,8 +46,10 @@ class Config:
 class TrainOptions:
     objective: Literal["elbo", "iwae"] = option("elbo", "Training bound: elbo (Kingma and Welling) or iwae "
                                                         "(Burda et al.; k importance samples, tighter).")
-    k: int = option(5, "Importance samples per image for --objective iwae (k=1 is the ELBO).")
-    kl_warmup: int = option(0, "Steps over which the KL term's weight rises from 0 to 1 (0: no warm-up).")
+    k: int = option(5, "Importance samples per image for --objective iwae (k=1 is the ELBO).",
+                    minimum=1, maximum=10_000)
+    kl_warmup: int = option(0, "Steps over which the KL term's weight rises from 0 to 1 (0: no warm-up).",
+                            minimum=0, maximum=100_000_000)
 
 
 @dataclass
@@ -52,12 +59,13 @@ class SampleOptions:
     interpolate_prior: bool = option(False, "Walk between two seeded draws from the prior instead of two "
                                             "images; one row per -n.")
     steps: int = option(10, "Frames per interpolation or --traverse row, ends included; interpolating two "
-                            "images, the ends are exactly their reconstructions.")
+                            "images, the ends are exactly their reconstructions.", minimum=2, maximum=1000)
     traverse: bool = option(False, "Vary one latent dimension at a time around a point: one grid row per "
                                    "dimension, most informative dimensions first.")
     around: Path | None = option(None, "Image whose code --traverse varies around; default: the prior mean.")
-    dims: int = option(10, "Rows of a --traverse grid (0: every latent dimension).")
-    span: float = option(3.0, "A --traverse row runs from -span to +span prior standard deviations.")
+    dims: int = option(10, "Rows of a --traverse grid (0: every latent dimension).", minimum=0, maximum=1024)
+    span: float = option(3.0, "A --traverse row runs from -span to +span prior standard deviations.",
+                         above=0, maximum=100)
     draw: bool = option(False, "Show random draws from p(x|z) instead of the decoder's means/probabilities.")
     canvases: bool = option(False, "--arch draw: show each sample being drawn, its canvas after every glimpse, "
                                    "one row per sample (-n rows).")
@@ -65,8 +73,9 @@ class SampleOptions:
 
 @dataclass
 class EvalOptions:
-    k: int = option(500, "Importance samples per test image for the log-likelihood estimate (Burda et al.).")
-    max_images: int = option(0, "Score at most this many test images (0: all of them).")
+    k: int = option(500, "Importance samples per test image for the log-likelihood estimate (Burda et al.).",
+                    minimum=1, maximum=100_000)
+    max_images: int = option(0, "Score at most this many test images (0: all of them).", minimum=0, maximum=1_000_000)
 
 
 class VAE(LazyPlugin):

@@ -15,46 +15,56 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from gencli.plugin import LazyPlugin, Preset, option
 
 
 @dataclass
 class Config:
-    sample_rate: int = option(16000, "Model sample rate in Hz; training audio is resampled to it.")
-    layers_per_stack: int = option(10, "Dilated layers per stack; dilations 1, 2, 4 .. 2^(n-1) (paper: 10).")
-    stacks: int = option(2, "Repeated stacks; 2 x 10 layers give a receptive field of 2,048 samples (128 ms).")
+    sample_rate: int = option(16000, "Model sample rate in Hz; training audio is resampled to it.",
+                              minimum=1000, maximum=192_000)
+    layers_per_stack: int = option(10, "Dilated layers per stack; dilations 1, 2, 4 .. 2^(n-1) (paper: 10).",
+                                   minimum=1, maximum=16)
+    stacks: int = option(2, "Repeated stacks; 2 x 10 layers give a receptive field of 2,048 samples (128 ms).",
+                         minimum=1, maximum=16)
     residual_channels: int = option(32, "Width of the residual path; 32 keeps batch-1 sampling > 2x real time "
-                                         "on a 2-core CPU.")
-    gate_channels: int = option(32, "Channels of each gated tanh x sigmoid unit (the dilated conv has 2x this).")
-    skip_channels: int = option(64, "Width of the skip path and of the relu-1x1-relu-1x1 output head.")
-    num_speakers: int = option(0, "Speakers for global conditioning (0: learned from the data's sub-folders).")
+                                         "on a 2-core CPU.", minimum=1, maximum=1024)
+    gate_channels: int = option(32, "Channels of each gated tanh x sigmoid unit (the dilated conv has 2x this).",
+                                minimum=1, maximum=1024)
+    skip_channels: int = option(64, "Width of the skip path and of the relu-1x1-relu-1x1 output head.",
+                                minimum=1, maximum=4096)
+    num_speakers: int = option(0, "Speakers for global conditioning (0: learned from the data's sub-folders).",
+                               minimum=0, maximum=10_000)
     speakers: list = option([], "Speaker names in id order (learned from the data).", flag=False)
 
 
 @dataclass
 class TrainOptions:
     window: int = option(2000, "Predicted samples per training window (each window also carries one receptive "
-                               "field of context).")
+                               "field of context).", minimum=1, maximum=1_000_000)
 
 
 @dataclass
 class SampleOptions:
-    seconds: float = option(1.0, "Length of each clip in seconds, in (0, 600].")
+    seconds: float = option(1.0, "Length of each clip in seconds, in (0, 600].", above=0, maximum=600)
     # 0.9: the bundled model's samples at 0.9 have about the spectral flatness of the real corpus (0.06 against
     # 0.08); at 1.0 they are noisier (0.15).
-    temperature: float = option(0.9, "Softmax temperature: 1 samples the model as trained, < 1 is tamer.", short="-t")
-    speaker: str = option("", "Speaker name or id; empty: clip i uses speaker i mod the number of speakers.")
-    sampler: str = option("auto", "auto (fused on the CPU, graph on a GPU), fused (numba, CPU), graph (cached "
-                                  "steps replayed as CUDA graphs; eager off a GPU), cached (torch queues) or naive "
-                                  "(full recompute, very slow; for checking).")
+    temperature: float = option(0.9, "Softmax temperature: 1 samples the model as trained, < 1 is tamer.", short="-t",
+                                above=0, maximum=100)
+    speaker: str = option("", "Speaker name or id; empty: clip i uses speaker i mod the number of speakers.",
+                          complete_from="speakers")
+    sampler: Literal["auto", "fused", "graph", "cached", "naive"] = option(
+        "auto", "auto (fused on the CPU, graph on a GPU), fused (numba, CPU), graph (cached steps replayed as CUDA "
+                "graphs; eager off a GPU), cached (torch queues) or naive (full recompute, very slow; for checking).")
 
 
 @dataclass
 class EvalOptions:
-    max_seconds: float = option(60.0, "At most this much held-out audio is scored (evenly spread windows).")
-    rtf_seconds: float = option(1.0, "Seconds of audio sampled (batch 1) to measure the real-time factor; 0: skip.")
+    max_seconds: float = option(60.0, "At most this much held-out audio is scored (evenly spread windows).",
+                                above=0, maximum=100_000)
+    rtf_seconds: float = option(1.0, "Seconds of audio sampled (batch 1) to measure the real-time factor; 0: skip.",
+                                minimum=0, maximum=600)
 
 
 class WaveNet(LazyPlugin):

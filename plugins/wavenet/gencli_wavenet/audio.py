@@ -19,6 +19,9 @@ from gencli.errors import UsageError
 
 MU = 255  # 8-bit mu-law, as in the paper (ITU-T G.711): 256 classes
 AUDIO_SUFFIXES = (".wav", ".flac")
+# Below this a file is not audio these models can learn from, and resampling it up to 16 kHz would make
+# thousands of samples of each one (a folder of 1 Hz files never finished loading): such files are skipped.
+MIN_SOURCE_RATE = 1000
 EMBEDDED = "babble"
 BABBLE_VERSION = 2  # bump when the synthesis changes: the cache folder is keyed on it
 
@@ -124,7 +127,7 @@ def load_folder(root: Path, rate: int, *, known_speakers: list[str] | None = Non
         except Exception:  # soundfile raises LibsndfileError/RuntimeError/TypeError on corrupt files
             skipped += 1
             continue
-        if len(audio) == 0 or not np.all(np.isfinite(audio)):
+        if len(audio) == 0 or not np.all(np.isfinite(audio)) or source_rate < MIN_SOURCE_RATE:
             skipped += 1
             continue
         if source_rate != rate:
@@ -133,7 +136,8 @@ def load_folder(root: Path, rate: int, *, known_speakers: list[str] | None = Non
         clips.append(np.clip(audio, -1.0, 1.0))
         names.append(speaker_of(path, root) if root.is_dir() else "default")
     if not quiet and skipped:
-        messages.warn(f"skipped {skipped} unreadable or empty audio file(s) under {root}")
+        messages.warn(f"skipped {skipped} unreadable or empty audio file(s), or ones below {MIN_SOURCE_RATE:,} Hz, "
+                      f"under {root}")
     if not quiet and rates:
         messages.note(f"resampled audio at {', '.join(f'{r:,}' for r in sorted(rates))} Hz to {rate:,} Hz "
                       "(windowed-sinc)")
