@@ -232,9 +232,10 @@ def build_app() -> typer.Typer:
     def download(
         repo_id: Annotated[str, typer.Argument(help=_escape("Hub repo id, org/name[@revision]."))],
         revision: Annotated[Optional[str], typer.Option("--revision", help="Branch, tag or commit.")] = None,
+        force: Annotated[bool, typer.Option("--force", help="Download every file again, even if cached.")] = False,
     ) -> None:
         """Fetch a model from the Hub into the local cache, for use offline later."""
-        commands.download(repo_id, revision=revision)
+        commands.download(repo_id, revision=revision, force=force)
 
     return app
 

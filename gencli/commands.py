@@ -186,11 +186,11 @@ def push(run_dir: Path, repo_id: str, *, private: bool, revision: str | None) ->
     print(url)
 
 
-def download(repo_id: str, *, revision: str | None) -> None:
+def download(repo_id: str, *, revision: str | None, force: bool = False) -> None:
     from gencli.hub import download_repo, split_repo_id
 
     repo, at_revision = split_repo_id(repo_id)
     if at_revision and revision and at_revision != revision:
         raise UsageError(f"two revisions given: {repo_id!r} and --revision {revision}")
-    folder, commit = download_repo(repo, revision or at_revision)
+    folder, commit = download_repo(repo, revision or at_revision, force=force)
     print(f"{repo}@{commit} -> {folder}")

@@ -8,14 +8,30 @@ import time
 from typing import Any
 
 from gencli.plugin import EvalRequest
+from gencli.progress import WorkProgress
 
 
-def evaluate_loaded(plugin: Any, model: Any, config: Any, options: Any, request: EvalRequest) -> dict[str, float]:
+def evaluate_loaded(plugin: Any, model: Any, config: Any, options: Any, request: EvalRequest
+                    ) -> dict[str, float | int]:
     import torch
 
     model.eval()
     with torch.inference_mode():
-        return {k: float(v) for k, v in plugin.evaluate(model, config, options, request).items()}
+        return {k: plain_number(v) for k, v in plugin.evaluate(model, config, options, request).items()}
+
+
+def plain_number(value: Any) -> float | int:
+    """A metric as a Python number: integers (counts: characters, images ...) stay ints, the rest are floats."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int):
+        return value
+    dtype = getattr(value, "dtype", None)  # a numpy or torch scalar
+    if dtype is not None and getattr(value, "ndim", 0) == 0 and not getattr(dtype, "is_floating_point", True):
+        return int(value)  # torch integer tensor
+    if dtype is not None and getattr(dtype, "kind", "") in ("i", "u"):
+        return int(value)  # numpy integer
+    return float(value)
 
 
 def run_evaluate(plugin: Any, options: Any, *, weights: str | None, revision: str | None, data: str | None,
@@ -30,8 +46,12 @@ def run_evaluate(plugin: Any, options: Any, *, weights: str | None, revision: st
     loaded = weights_module.load_located(plugin, located, torch_device)
     seed_everything(seed)
     started = time.perf_counter()
-    metrics = evaluate_loaded(plugin, loaded.model, loaded.config, options,
-                              EvalRequest(data, torch_device, seed))
+    progress = WorkProgress(f"evaluate {plugin.name}", quiet=quiet)
+    try:
+        metrics = evaluate_loaded(plugin, loaded.model, loaded.config, options,
+                                  EvalRequest(data, torch_device, seed, progress=progress.update))
+    finally:
+        progress.close()
     payload = {
         "plugin": plugin.name,
         "weights": loaded.source.id,
@@ -50,5 +70,5 @@ def _print(payload: dict[str, Any], *, as_json: bool) -> None:
         return
     print(f"{payload['plugin']}  weights {payload['weights']}  data: {payload['data']}")
     for name, value in payload["metrics"].items():
-        print(f"  {name:<28} {value:.4f}")
+        print(f"  {name:<28} {value}" if isinstance(value, int) else f"  {name:<28} {value:.4f}")
     sys.stdout.flush()

@@ -71,3 +71,52 @@ class TrainingProgress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+
+class WorkProgress:
+    """The ``progress(done, total)`` hook of a long evaluation: a bar with an ETA at a terminal; elsewhere (a log,
+    a CI job, a pipe) one line every ``interval`` seconds, so a minutes-long run is never silent, yet a short
+    one prints nothing. Nothing with -q."""
+
+    def __init__(self, description: str, *, quiet: bool, interval: float = 5.0, clock: Any = time.monotonic,
+                 stream: Any = None, terminal: bool | None = None) -> None:
+        self.description, self.quiet, self.interval, self.clock = description, quiet, interval, clock
+        self.stream = stream if stream is not None else sys.stderr
+        self.terminal = self.stream.isatty() if terminal is None else terminal
+        self.last_line = clock()
+        self._pace: tuple[float, int, int] | None = None  # (time, done, total) of a phase's first report
+        self._bar: Any = None
+
+    def update(self, done: int, total: int, **_: Any) -> None:
+        if self.quiet or total <= 0:
+            return
+        now = self.clock()
+        if self._pace is None or self._pace[2] != total or done < self._pace[1]:
+            self._pace = (now, done, total)  # the pace is measured from here: set-up time is not work
+            self.last_line = now
+        since, first, _ = self._pace
+        eta = (now - since) / (done - first) * (total - done) if done > first else float("nan")
+        if self.terminal:
+            self._draw(done, total, eta)
+        elif now - self.last_line >= self.interval and done > first:
+            self.last_line = now
+            print(f"{self.description}: {done:,}/{total:,} ({100 * done / total:.0f}%), eta {format_eta(eta)}",
+                  file=self.stream, flush=True)
+
+    def _draw(self, done: int, total: int, eta: float) -> None:
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("eta {task.fields[eta]}"),
+                                 console=Console(file=self.stream), redirect_stdout=False, redirect_stderr=False,
+                                 transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(self.description, total=total, eta="-")
+        self._bar.update(self._task, completed=done, total=total, eta=format_eta(eta))
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

@@ -60,6 +60,7 @@ def resolve(plugin: Any, source: str | None, revision: str | None = None, *, qui
             raise UsageError("--revision applies to Hub repo ids, not to a local path")
         if path.is_dir():
             return WeightsSource(path, path / WEIGHTS_FILE, f"local:{path.resolve()}")
+        read_header(path)  # a file named by the user is checked first, so an error names it and not its folder
         return WeightsSource(path.parent, path, f"local:{path.resolve()}")
     from gencli import hub
 

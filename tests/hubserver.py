@@ -18,6 +18,19 @@ Supported client calls (anything else gets a 404 that names the unsupported rout
   API for files at or above ``lfs_threshold`` bytes.
 * ``HfApi.repo_info`` / ``list_repo_tree`` / ``list_repo_files`` and hence ``snapshot_download``.
 
+Fault modes for download tests (each keyed by the path in the repo, any repo; ``times=None`` means every
+request, a number means that many requests, then the file is served normally again):
+
+* ``override_headers``: replace response headers of HEAD and GET (a path-traversal ``ETag``, a hostile
+  ``X-Repo-Commit``, a wrong ``X-Linked-Etag``).
+* ``corrupt_body``: GET sends other bytes (zeros of the right length, a wrong payload) under the file's
+  honest headers.
+* ``stall``: send ``after_bytes`` of the body (GET) or nothing at all (HEAD), then hold the connection
+  open until the hub shuts down.
+* ``trickle``: GET sends the body one byte every ``interval`` seconds.
+* ``fail_with``: answer HEAD and GET with a plain response and none of the Hub's headers (an HTTP 500, a
+  bare 404, a proxy's HTML page).
+
 Xet is never advertised: download responses carry no ``X-Xet-Hash`` header, so the client falls
 back to plain HTTP. Uploads of files the server calls "lfs" go through Xet whenever ``hf_xet`` is
 installed, though, unless ``HF_HUB_DISABLE_XET=1`` is set before huggingface_hub is imported
@@ -111,6 +124,8 @@ class LoopbackHub:
         self._repos: dict[tuple[str, str], _Repo] = {}
         self._lfs_objects: dict[str, bytes] = {}  # sha256 -> content, uploaded but maybe not committed yet
         self._interrupts: dict[str, int] = {}  # path in repo -> bytes to send before dropping the connection
+        self._faults: dict[str, list[_Fault]] = {}  # path in repo -> faults to apply, first match wins
+        self._closing = threading.Event()  # wakes stalled and trickling handlers at shutdown
         self._lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.hub = self  # type: ignore[attr-defined]
@@ -130,6 +145,7 @@ class LoopbackHub:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._closing.set()
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()
@@ -197,6 +213,48 @@ class LoopbackHub:
         with self._lock:
             self._interrupts[filename] = after_bytes
 
+    def override_headers(self, filename: str, headers: dict[str, str], *, times: int | None = None) -> None:
+        """HEAD and GET of ``filename`` carry ``headers`` in place of the honest ones (same names replaced)."""
+        self._add_fault(filename, _Fault("headers", ("HEAD", "GET"), times, headers=dict(headers)))
+
+    def corrupt_body(self, filename: str, body: bytes, *, times: int | None = None) -> None:
+        """GET of ``filename`` sends ``body`` instead of the file, under the file's own ETag and commit."""
+        self._add_fault(filename, _Fault("body", ("GET",), times, body=bytes(body)))
+
+    def stall(self, filename: str, *, after_bytes: int = 0, method: str = "GET", times: int | None = None) -> None:
+        """``method`` of ``filename`` goes silent: a GET after its headers and ``after_bytes`` of body, a HEAD
+        before any answer. The connection stays open until the hub shuts down."""
+        self._add_fault(filename, _Fault("stall", (method,), times, after_bytes=after_bytes))
+
+    def trickle(self, filename: str, *, interval: float, times: int | None = None) -> None:
+        """GET of ``filename`` sends the body one byte every ``interval`` seconds."""
+        self._add_fault(filename, _Fault("trickle", ("GET",), times, interval=interval))
+
+    def fail_with(self, filename: str, status: int, body: bytes = b"", *, content_type: str = "text/plain",
+                  times: int | None = None) -> None:
+        """HEAD and GET of ``filename`` get ``status`` and ``body`` with none of the Hub's headers (no
+        X-Error-Code, X-Repo-Commit or ETag), as a broken server or a proxy would answer."""
+        self._add_fault(filename, _Fault("response", ("HEAD", "GET"), times, status=status, body=bytes(body),
+                                         headers={"Content-Type": content_type}))
+
+    def _add_fault(self, filename: str, fault: _Fault) -> None:
+        if fault.times is not None and fault.times < 1:
+            raise ValueError("times must be >= 1 (or None for every request)")
+        with self._lock:
+            self._faults.setdefault(filename, []).append(fault)
+
+    def _take_fault(self, filename: str, method: str) -> _Fault | None:
+        """The first fault for this request, counting it as used."""
+        with self._lock:
+            for fault in self._faults.get(filename, []):
+                if method in fault.methods:
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times == 0:
+                            self._faults[filename].remove(fault)
+                    return fault
+        return None
+
     # ------------------------------------------------------------------ internals (call with lock held)
 
     def _create_repo(self, repo_type: str, repo_id: str, private: bool) -> _Repo:
@@ -230,6 +288,22 @@ class LoopbackHub:
 
     def _repo_url(self, repo: _Repo) -> str:
         return f"{self.endpoint}/{_URL_PREFIX[repo.repo_type]}{repo.repo_id}"
+
+
+@dataclass
+class _Fault:
+    kind: str  # "headers" | "body" | "stall" | "trickle" | "response"
+    methods: tuple[str, ...]
+    times: int | None  # requests left to fault; None: all of them
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    status: int = 200
+    after_bytes: int = 0
+    interval: float = 0.0
+
+
+# How long a stalled handler holds its connection at most (the hub's shutdown ends it sooner).
+_STALL_LIMIT = 120.0
 
 
 class _HubError(Exception):
@@ -366,6 +440,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _resolve_file(self, repo_type: str, repo_id: str, revision: str, path: str) -> None:
         hub = self.hub
+        fault = hub._take_fault(path, self.command)
+        if fault is not None and fault.kind == "response":
+            return self._send(fault.status, fault.body, fault.headers)
+        if fault is not None and fault.kind == "stall" and self.command == "HEAD":
+            hub._closing.wait(_STALL_LIMIT)
+            self.close_connection = True
+            return None
         with hub._lock:
             commit = self._get_commit(self._get_repo(repo_type, repo_id), revision)
             content = commit.files.get(path)
@@ -385,8 +466,14 @@ class _Handler(BaseHTTPRequestHandler):
             # ...unless X-Linked-Etag is present: LFS blobs are cached under their sha256.
             headers["X-Linked-Etag"] = f'"{lfs_sha256}"'
             headers["X-Linked-Size"] = str(len(content))
+        if fault is not None and fault.kind == "headers":
+            headers.update(fault.headers)
         if self.command == "HEAD":
             return self._send(200, b"", headers, length=len(content))
+        if fault is not None and fault.kind == "body":
+            content = fault.body
+        if fault is not None and fault.kind in ("stall", "trickle"):
+            return self._send_slowly(content, headers, fault)
 
         status, body = 200, content
         if "Range" in self.headers:  # the client resumes interrupted downloads with "bytes=<n>-"
@@ -398,6 +485,25 @@ class _Handler(BaseHTTPRequestHandler):
         # Simulated network failure: promise the whole body, send part of it, hang up.
         self._send(status, body[:interrupt_after], headers, length=len(body))
         self.wfile.flush()
+        self.close_connection = True
+
+    def _send_slowly(self, content: bytes, headers: dict, fault: _Fault) -> None:
+        """A stalled body (some bytes, then silence) or a trickled one (a byte per interval)."""
+        closing = self.hub._closing
+        self._send(200, b"", headers, length=len(content))
+        try:
+            if fault.kind == "stall":
+                self.wfile.write(content[: fault.after_bytes])
+                self.wfile.flush()
+                closing.wait(_STALL_LIMIT)
+            else:
+                for i in range(len(content)):
+                    self.wfile.write(content[i : i + 1])
+                    self.wfile.flush()
+                    if closing.wait(fault.interval):
+                        break
+        except OSError:  # the client gave up and hung up: what these faults are for
+            pass
         self.close_connection = True
 
     def _parse_range(self, header: str, size: int) -> tuple[int, int]:

@@ -68,3 +68,37 @@ def test_the_bash_script_completes_plugins_and_their_flags(tmp_path: Path) -> No
     assert lines["flags"].split() == ["--temperature"]
     assert lines["verbs"].split() == ["sample"]
     assert "charrnn" in lines["plugins"].split()
+
+
+def complete(words: str, env_extra: dict[str, str] | None = None) -> tuple[list[str], set[str]]:
+    """What TAB offers after ``words`` (the last word is the one being completed) and the modules it imported."""
+    cword = len(words.split(" ")) - 1
+    env = gencli_env(_GENCLI_COMPLETE="complete_bash", COMP_WORDS=words, COMP_CWORD=str(cword), **(env_extra or {}))
+    process = subprocess.run([sys.executable, "-X", "importtime", "-m", "gencli"], env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert process.returncode == 0, process.stderr[-2000:]
+    modules = {line.split("|")[-1].strip() for line in process.stderr.splitlines() if line.startswith("import time:")}
+    return process.stdout.split(), modules
+
+
+@pytest.mark.parametrize("words,expected", [
+    ("gencli train pixelrnn --preset ", ["tiny", "default", "gated-pixelcnn", "pixelcnn", "row-lstm",
+                                         "diagonal-bilstm"]),
+    ("gencli train pixelrnn --preset row", ["row-lstm"]),
+    ("gencli train wavenet --preset ", ["tiny", "default", "cpu"]),
+    ("gencli sample wavenet --sampler ", ["auto", "fused", "graph", "cached", "naive"]),
+    ("gencli sample wavenet --speaker us-", ["us-f", "us-f-low", "us-m"]),  # the bundled model's speakers
+    ("gencli train vae --arch ", ["conv", "mlp", "draw"]),
+    ("gencli sample cgan --label ", ["all", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]),
+])
+def test_fixed_values_complete_from_the_declarations_without_torch(words: str, expected: list[str]) -> None:
+    offered, modules = complete(words)
+    assert offered == expected
+    assert "gencli.cli" in modules and not {m for m in modules if m == "torch" or m.startswith("torch.")}
+
+
+def test_speakers_complete_from_the_weights_on_the_command_line(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"speakers": ["alice", "bob"]}')
+    assert complete(f"gencli sample wavenet --weights {tmp_path} --speaker ")[0] == ["alice", "bob"]
+    assert complete(f"gencli sample wavenet --weights {tmp_path}/model.safetensors --speaker b")[0] == ["bob"]
+    assert complete("gencli sample wavenet --weights org/name --speaker ")[0] == []  # never the Hub on a TAB

@@ -222,3 +222,39 @@ def test_offline_mode_serves_from_cache(hub, tmp_path, monkeypatch):
     with pytest.raises(LocalEntryNotFoundError):
         _download(hub, tmp_path, "org/model", "other.json")
     assert len(hub.requests) == before
+
+
+def test_fault_modes_reach_the_real_client(hub, tmp_path):
+    import httpx2
+
+    data = b'{"v": 1}'
+    hub.add_repo("org/model", {"config.json": data, "other.txt": b"x" * 100})
+    url = hf_hub_url("org/model", "config.json", endpoint=hub.endpoint)
+    other = hf_hub_url("org/model", "other.txt", endpoint=hub.endpoint)
+
+    hub.override_headers("config.json", {"ETag": '"../evil"', "X-Repo-Commit": "c" * 40}, times=1)
+    meta = get_hf_file_metadata(url)
+    assert (meta.etag, meta.commit_hash) == ("../evil", "c" * 40)
+    assert get_hf_file_metadata(url).etag == git_blob_sha1(data)  # times=1: honest again
+
+    hub.corrupt_body("config.json", bytes(len(data)), times=1)
+    with httpx2.Client() as client:
+        response = client.get(url)
+        assert response.content == bytes(len(data)) and response.headers["ETag"] == f'"{git_blob_sha1(data)}"'
+        assert client.get(url).content == data
+
+        hub.fail_with("config.json", 500, b"oops", times=1)
+        response = client.get(url)
+        assert (response.status_code, response.content) == (500, b"oops")
+        assert "X-Repo-Commit" not in response.headers and "X-Error-Code" not in response.headers
+
+        hub.stall("other.txt", after_bytes=10, times=1)
+        with pytest.raises(httpx2.ReadTimeout), client.stream("GET", other, timeout=0.3) as streamed:
+            for _ in streamed.iter_bytes():
+                pass
+        hub.stall("other.txt", method="HEAD", times=1)
+        with pytest.raises(httpx2.ReadTimeout):
+            client.head(other, timeout=0.3)
+
+        hub.trickle("other.txt", interval=0.001, times=1)
+        assert client.get(other).content == b"x" * 100

@@ -17,14 +17,16 @@ constant: its gradient is the learning rule's update (e.g. for W1, -(<v mu1> - <
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gencli import messages
 from gencli.errors import UsageError
-from gencli.plugin import EvalRequest, SampleRequest, Text
+from gencli.plugin import EvalRequest, SampleRequest, Text, no_progress
 
 from gencli_boltzmann import common
 from gencli_boltzmann.common import bernoulli, prepare  # noqa: F401  (prepare is the plugin's)
@@ -201,7 +203,7 @@ def sample(model: DBM, config: Any, options: Any, request: SampleRequest) -> Any
 
 @torch.no_grad()
 def ais_log_partition(model: DBM, base_bias: torch.Tensor, runs: int, betas: torch.Tensor,
-                      generator: torch.Generator) -> torch.Tensor:
+                      generator: torch.Generator, progress: Callable[..., None] = no_progress) -> torch.Tensor:
     """AIS log-weights (runs,) for the DBM with v and h2 summed out analytically, so the chains live on h1
     alone (Salakhutdinov and Hinton 2009, section 3.1):
 
@@ -227,6 +229,7 @@ def ais_log_partition(model: DBM, base_bias: torch.Tensor, runs: int, betas: tor
             h2 = bernoulli(torch.sigmoid(beta * up), generator)
             h1_input = v @ model.weight1 + h2 @ model.weight2.T + model.hidden1_bias
             h1 = bernoulli(torch.sigmoid((1 - beta) * base_bias + beta * h1_input), generator)
+        progress(index, len(betas) - 1)
     return log_w
 
 
@@ -260,15 +263,36 @@ def evaluate(model: DBM, config: Any, options: Any, request: EvalRequest) -> dic
     mu1, _ = model.mean_field(train, options.mean_field_steps)
     base_bias = common.base_rate_bias(mu1.mean(0), train.shape[0])
     generator = torch.Generator(device=device).manual_seed(request.seed)
+    runs, temperatures = ais_size(options)
     started = time.perf_counter()
-    log_w = ais_log_partition(model, base_bias, options.ais_runs, common.ais_betas(options.ais_betas).to(device),
-                              generator)
+    log_w = ais_log_partition(model, base_bias, runs, common.ais_betas(temperatures).to(device), generator,
+                              request.progress)
     log_mean, spread = common.log_mean_exp_with_spread(log_w)
     log_z = base_log_partition(model, base_bias) + log_mean
     bound = variational_bound(model, held.test.to(device), options.mean_field_steps)
+    figure = float(bound.mean()) - log_z
+    if options.quick:
+        messages.note(f"quick estimate ({runs} AIS runs x {temperatures:,} temperatures): lower bound {figure:.2f} "
+                      f"nats, log Z standard error {spread:.2f} nats; it tends to read a few nats high (too few "
+                      "temperatures), so report the full estimate (without --quick)")
     return {
-        "test_log_likelihood_lower_bound_nats": float(bound.mean()) - log_z,
+        "test_log_likelihood_lower_bound_nats": figure,
         "log_z_nats": log_z,
         "log_z_std_nats": spread,
+        "ais_runs": runs,
+        "ais_temperatures": temperatures,
         "ais_seconds": time.perf_counter() - started,
     }
+
+
+# Runs and temperatures of --quick: a 24th of the default 100 x 14,500 work. On the bundled DBM: -108.7 nats
+# (log Z s.e. 0.95) in 8 s of AIS, against -111.7 for the full estimate; 1,000 temperatures read -98.7 (AIS
+# with few temperatures underestimates log Z, so the bound reads high, whatever the spread of the runs says).
+QUICK_AIS = (20, 3000)
+
+
+def ais_size(options: Any) -> tuple[int, int]:
+    """(AIS runs, temperatures) for this evaluation: the typed ones, capped by --quick."""
+    if options.quick:
+        return min(options.ais_runs, QUICK_AIS[0]), min(options.ais_betas, QUICK_AIS[1])
+    return options.ais_runs, options.ais_betas

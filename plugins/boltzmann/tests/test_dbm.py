@@ -128,3 +128,25 @@ def test_joint_gradient_is_mean_field_minus_chain_statistics() -> None:
     update_w2 = mu1.T @ mu2 / 6 - h1.T @ h2_model / 5
     torch.testing.assert_close(model.weight1.grad, -0.5 * update_w1.detach())
     torch.testing.assert_close(model.weight2.grad, -0.5 * update_w2.detach())
+
+
+def test_quick_caps_the_ais_work_reports_progress_and_prints_the_standard_error(capsys) -> None:
+    """`gencli evaluate dbm` ran 20 minutes on a loaded machine with no sign of life: --quick caps the AIS work
+    (typed smaller values stand), the AIS loop reports progress, and the note gives log Z's standard error."""
+    from gencli.plugin import EvalRequest
+    from gencli_boltzmann import DBMEvalOptions
+    from gencli_boltzmann.dbm import QUICK_AIS, ais_size, evaluate
+
+    assert ais_size(DBMEvalOptions(quick=True)) == QUICK_AIS
+    assert ais_size(DBMEvalOptions(quick=True, ais_runs=5, ais_betas=100)) == (5, 100)
+    assert ais_size(DBMEvalOptions()) == (100, 14500)
+    model = random_dbm(4, 6, 3, 0.3)
+    calls = []
+    options = DBMEvalOptions(quick=True, ais_runs=4, ais_betas=30, mean_field_steps=3)
+    request = EvalRequest("mnist-5k", torch.device("cpu"), 0, progress=lambda done, total: calls.append((done, total)))
+    metrics = evaluate(model, DBMConfig(image_size=4, hidden1=6, hidden2=3, chains=2), options, request)
+    assert metrics["ais_runs"] == 4 and metrics["ais_temperatures"] == 30
+    assert calls[-1][0] == calls[-1][1] and [d for d, _ in calls] == sorted(d for d, _ in calls)
+    note = capsys.readouterr().err
+    assert "quick estimate (4 AIS runs x 30 temperatures)" in note
+    assert f"log Z standard error {metrics['log_z_std_nats']:.2f} nats" in note

@@ -126,4 +126,4 @@ def evaluate(model: CharLSTM, config: Any, options: Any, request: EvalRequest) -
                                             chunk_targets.reshape(-1), reduction="sum"))
     count = targets.numel()
     return {"bits_per_char": total_nats / count / math.log(2), "nats_per_char": total_nats / count,
-            "characters": float(count)}
+            "characters": int(count)}

@@ -104,4 +104,4 @@ def evaluate(model: HandwritingNet, config: Any, options: Any, request: EvalRequ
         total += float((point_nll(y_hat, targets, model.mixtures) * point_mask).sum())
         points_seen += int(point_mask.sum())
     return {"nats_per_point": total / max(points_seen, 1), "nats_per_line": total / max(len(held_out), 1),
-            "lines": float(len(held_out)), "points": float(points_seen)}
+            "lines": len(held_out), "points": int(points_seen)}

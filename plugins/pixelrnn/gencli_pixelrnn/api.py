@@ -121,4 +121,4 @@ def evaluate(model: PixelRNN, config: Any, options: Any, request: EvalRequest) -
     nats = total / len(values)
     dims = values[0].numel()
     return {"nll_nats_per_image": nats, "bits_per_dim": bits_per_dim(nats, dims),
-            "nll_nats_per_dim": nats / dims, "test_images": float(len(values))}
+            "nll_nats_per_dim": nats / dims, "test_images": len(values)}

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from gencli.data.images import ImageBatches, data_split, fixed_binarization, is_embedded
 from gencli.errors import UsageError
-from gencli.plugin import EvalRequest, Prepared
+from gencli.plugin import EvalRequest, Prepared, no_progress
 
 from gencli_vae import likelihoods, networks
 from gencli_vae.bounds import LogWeights, analytic_kl, iwae_bound, standard_normal_log_density
@@ -163,16 +163,20 @@ def loss(model: nn.Module, batch: dict[str, torch.Tensor], options: Any) -> tupl
 DECODES_PER_CHUNK = 2000  # images decoded at once: bounds memory (about 100 MB for the conv decoder)
 
 
-def log_weight_table(model: VariationalAutoencoder, x: torch.Tensor, k: int, generator: torch.Generator
-                     ) -> torch.Tensor:
-    """log w (K, N) for every test image, computed in chunks of images and of samples."""
+def log_weight_table(model: VariationalAutoencoder, x: torch.Tensor, k: int, generator: torch.Generator,
+                     progress: Callable[..., None] = no_progress) -> torch.Tensor:
+    """log w (K, N) for every test image, computed in chunks of images and of samples; ``progress(done, total)``
+    counts decoded samples (the k=500 estimate takes a minute or more on a CPU)."""
     images_per_chunk = max(1, min(x.shape[0], DECODES_PER_CHUNK // min(k, DECODES_PER_CHUNK)))
     columns = []
+    total = x.shape[0] * k
     for start in range(0, x.shape[0], images_per_chunk):
         images = x[start:start + images_per_chunk]
         samples_per_chunk = max(1, DECODES_PER_CHUNK // images.shape[0])
-        rows = [model(images, min(samples_per_chunk, k - done), generator=generator).total()
-                for done in range(0, k, samples_per_chunk)]
+        rows = []
+        for done in range(0, k, samples_per_chunk):
+            rows.append(model(images, min(samples_per_chunk, k - done), generator=generator).total())
+            progress(start * k + images.shape[0] * min(k, done + samples_per_chunk), total)
         columns.append(torch.cat(rows, dim=0))
     return torch.cat(columns, dim=1)
 
@@ -187,7 +191,7 @@ def evaluate(model: VariationalAutoencoder, config: Any, options: Any, request: 
         x = x[:options.max_images]
     x = x.to(request.device)
     generator = torch.Generator(device=request.device).manual_seed(request.seed)
-    log_w = log_weight_table(model, x, options.k, generator)  # (K, N)
+    log_w = log_weight_table(model, x, options.k, generator, request.progress)  # (K, N)
     elbo = float(log_w.mean())
     nll = -float((torch.logsumexp(log_w, dim=0) - math.log(options.k)).mean())
     mean, log_var = model.posterior(x)
@@ -201,7 +205,7 @@ def evaluate(model: VariationalAutoencoder, config: Any, options: Any, request: 
         "elbo_bits_per_dim": -elbo / (dims * math.log(2)),
         "kl_nats_per_image": float(kl.sum(-1).mean()),
         # Burda et al.'s active units: the posterior mean varies across images (variance > 0.01)
-        "active_latents": float((mean.var(0) > 0.01).sum()) if x.shape[0] > 1 else 0.0,
-        "importance_samples": float(options.k),
-        "test_images": float(x.shape[0]),
+        "active_latents": int((mean.var(0) > 0.01).sum()) if x.shape[0] > 1 else 0,
+        "importance_samples": options.k,
+        "test_images": x.shape[0],
     }
