@@ -25,7 +25,8 @@ from pathlib import Path
 from gencli import registry
 from gencli.options import TRAIN_FLAGS, dataclass_flags
 from gencli.runspec import resolve
-from gencli.train import Trainer, batch_generator, lr_at
+from gencli.schedule import batch_generator, lr_at
+from gencli.train import Trainer
 
 TARGET = 1.05  # the engine may be at most 5% slower than the plain loop
 

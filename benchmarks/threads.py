@@ -37,7 +37,7 @@ def spin(seconds: float) -> None:
 
 def train_step(plugin: Any) -> tuple[Callable[[], None], int]:
     """One engine step at the plugin's defaults, and the items (batch size) it trains on."""
-    from gencli.train import batch_generator
+    from gencli.schedule import batch_generator
 
     options = plugin.TrainOptions()
     prepared = plugin.prepare(None, plugin.Config(**defaults_of(plugin.Config)), options)

@@ -14,11 +14,8 @@ then is ``latest.json`` replaced (atomically). A kill before that rename leaves 
 charge; a failed write (disk full, permissions) removes the partial folder and leaves ``latest.json`` alone.
 Should the newest checkpoint be unreadable later (a damaged disk), ``restore`` falls back to the older one.
 
-Test hooks: ``GENCLI_FAULT=<point>`` kills the process with SIGKILL at a named point; a point fires under its
-plain name (its first occurrence) or with the step appended (``checkpoint-write-8``). The points are
-``checkpoint-write``, ``checkpoint-before-pointer``, ``after-save`` and ``step`` (the last two always carry
-a step). ``GENCLI_FAULT=no-rng-restore`` makes ``restore`` skip the RNG state: the control that proves the
-resume tests can fail.
+The engine's tests kill the process at the named points ``checkpoint-write`` and ``checkpoint-before-pointer``
+through ``gencli.faults`` (a no-op in every real run).
 """
 
 from __future__ import annotations
@@ -31,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gencli import faults
 from gencli.errors import GencliError
 from gencli.files import atomic_write, fsync_dir
 from gencli.weights import load_tensors, state_dict_bytes
@@ -46,22 +44,6 @@ class Snapshot:
     lr_scale: float
     extra: dict[str, Any]
     note: str = ""  # set by restore when it had to fall back to an older checkpoint
-
-
-def fault_requested(name: str, step: int | None = None) -> bool:
-    """Whether the test hook GENCLI_FAULT names this point (plainly, or with ``-<step>`` appended)."""
-    wanted = os.environ.get("GENCLI_FAULT")
-    if not wanted:
-        return False
-    return wanted == name or (step is not None and wanted == f"{name}-{step}")
-
-
-def _fault_point(name: str, step: int | None = None) -> None:
-    """Test hook: GENCLI_FAULT=name kills the process here with SIGKILL (see tests/test_engine_resume.py)."""
-    if fault_requested(name, step):
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _rng_state() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -138,7 +120,7 @@ def save(run_dir: Path, model: Any, optimizer: Any, snapshot: Snapshot) -> Path:
         opt_tensors, opt_plain = _split_optimizer(optimizer.state_dict())
         rng_tensors, rng_scalars = _rng_state()
         atomic_write(tmp / "model.safetensors", state_dict_bytes(model.state_dict()))
-        _fault_point("checkpoint-write", snapshot.step)
+        faults.hooks.kill_point("checkpoint-write", snapshot.step)
         atomic_write(tmp / "optimizer.safetensors", state_dict_bytes(opt_tensors))
         atomic_write(tmp / "rng.safetensors", state_dict_bytes(rng_tensors))
         state = {"step": snapshot.step, "lr_scale": snapshot.lr_scale, "optimizer": opt_plain,
@@ -148,7 +130,7 @@ def save(run_dir: Path, model: Any, optimizer: Any, snapshot: Snapshot) -> Path:
             shutil.rmtree(final)
         os.replace(tmp, final)
         fsync_dir(root)
-        _fault_point("checkpoint-before-pointer", snapshot.step)
+        faults.hooks.kill_point("checkpoint-before-pointer", snapshot.step)
         atomic_write(root / POINTER, json.dumps({"step": snapshot.step, "folder": name}).encode())
     except OSError as error:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -210,7 +192,7 @@ def restore(run_dir: Path, model: Any, optimizer: Any) -> Snapshot:
         raise GencliError(f"--resume: no checkpoint in {root}; start the run again without --resume")
     from safetensors import SafetensorError
 
-    restore_rng = os.environ.get("GENCLI_FAULT") != "no-rng-restore"
+    restore_rng = faults.hooks.restore_rng()
     try:
         candidates = _candidates(root)
     except (OSError, ValueError, KeyError) as error:

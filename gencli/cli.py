@@ -24,7 +24,7 @@ import typer.main
 from typer.core import TyperCommand, TyperGroup
 
 from gencli import commands, registry
-from gencli.errors import GencliError, Terminated, signal_exit_code
+from gencli.errors import GencliError, Terminated, debugging, signal_exit_code
 from gencli.options import make_command
 
 HELP = "Train, sample and evaluate the classic deep generative models. Each model family is a plugin."
@@ -33,10 +33,6 @@ VERB_HELP = {
     "train": "Train a plugin's model into a run folder (a Hub repo layout), resumable.",
     "evaluate": "Held-out figures (likelihood, bits per dimension, ...) for a plugin's weights.",
 }
-
-
-def debugging() -> bool:
-    return os.environ.get("GENCLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def report(message: str) -> None:
@@ -279,6 +275,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         command = typer.main.get_command(build_app())
         # standalone_mode=False hands usage errors to us instead of Typer's multi-line error panel.
+        argv = list(sys.argv[1:] if argv is None else argv)
+        commands.invoked_argv = argv
         with sigterm_raises():
             code = command.main(args=argv, prog_name="gencli", standalone_mode=False)
     except GencliError as error:  # raised while resolving a command, e.g. an unknown plugin

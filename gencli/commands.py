@@ -6,7 +6,6 @@ torch and the model code are imported inside the functions that need them, never
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,6 +14,11 @@ from gencli.errors import UsageError
 from gencli.options import Flag, plugin_flags, split_by_group
 from gencli.plugin import defaults_of
 from gencli.runspec import shell_join
+
+
+# The argv that `gencli.cli.main` parses (set there): recorded as a run's command, even when gencli is called
+# from Python as main([...]) and sys.argv belongs to another program.
+invoked_argv: list[str] = []
 
 
 def verb_flags(verb: str, plugin: Any) -> list[Flag]:
@@ -64,8 +68,8 @@ def train_body(name: str, flags: list[Flag]) -> Callable[[dict[str, Any]], None]
         plugin = registry.load(name)
         groups = split_by_group(flags, values)
         core = groups.get("core", {})
-        command = "gencli " + shell_join(sys.argv[1:]) if sys.argv[1:] else f"gencli train {name}"
-        from gencli.train import launch
+        command = "gencli " + shell_join(invoked_argv)
+        from gencli.launch import launch
 
         with messages.quiet_if(bool(core.get("quiet"))):
             launch(plugin, flags, groups, command=command, out=core.get("out"), resume=bool(core.get("resume")),

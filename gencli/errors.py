@@ -1,5 +1,7 @@
 """User-facing errors: one line on stderr, a non-zero exit code, no traceback (GENCLI_DEBUG=1 shows it)."""
 
+import os
+
 
 class GencliError(Exception):
     """An error the user can fix. The message is one line that says what is wrong and, if possible, what to do."""
@@ -20,3 +22,8 @@ class Terminated(KeyboardInterrupt):
 def signal_exit_code(signum: int) -> int:
     """The shell's convention for a command ended by a signal: 128 + its number (130 for SIGINT, 143 for SIGTERM)."""
     return 128 + int(signum)
+
+
+def debugging() -> bool:
+    """GENCLI_DEBUG set to anything but empty, 0, false, no or off: show tracebacks. One rule for every process."""
+    return os.environ.get("GENCLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")

@@ -610,7 +610,7 @@ def check_run_folder(run_dir: Path) -> None:
     """Refuse to push what could not be loaded back: no model card, no config, not safetensors."""
     import json
 
-    from gencli.weights import read_header
+    from gencli.tensorfile import read_header
 
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir}: no such run folder")

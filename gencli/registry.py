@@ -102,8 +102,9 @@ def check_plugin(plugin: Any, expected_name: str | None = None) -> None:
         raise ContractError(f"name must be lowercase letters, digits, '-' and '_', got {name!r}")
     if getattr(plugin, "modality", None) not in MODALITIES:
         raise ContractError(f"modality must be one of {', '.join(MODALITIES)}")
-    if not isinstance(getattr(plugin, "summary", None), str):
-        raise ContractError("summary must be a string")
+    for attribute in ("summary", "default_data"):  # `gencli info` and `list` print them
+        if not isinstance(getattr(plugin, attribute, None), str):
+            raise ContractError(f"{attribute} must be a string")
     for cls_name in OPTION_CLASSES:
         cls = getattr(plugin, cls_name, None)
         if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):

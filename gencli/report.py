@@ -10,6 +10,7 @@ from typing import Any
 
 from gencli.files import atomic_write
 from gencli.runspec import printable
+from gencli.schedule import describe_schedule
 
 
 def write_model_card(run_dir: Path, plugin: Any, spec: Any, config: Any, data_description: str,
@@ -25,8 +26,6 @@ def write_model_card(run_dir: Path, plugin: Any, spec: Any, config: Any, data_de
     resumed = list(getattr(spec, "resumed", []))
     commands = "\n".join([spec.command, *resumed])
     sessions = f" over {len(resumed) + 1} sessions" if resumed else ""
-    from gencli.train import describe_schedule
-
     schedule = describe_schedule(spec.engine)
     card = f"""---
 library_name: gencli

@@ -6,7 +6,7 @@ engine defaults < the plugin's ``train_defaults`` < ``--preset`` < ``--config ru
 ``steps`` is only where a run stops. The learning-rate schedule is a function of the step alone, with its
 horizon ``decay_steps`` fixed when the run starts (by default the *recipe's* length: the plugin's or the
 preset's ``steps``, never a typed ``--steps``). That is what lets ``--resume --steps N`` extend a run into
-exactly the run that had been started with ``--steps N`` (see ``gencli.train.lr_at``).
+exactly the run that had been started with ``--steps N`` (see ``gencli.schedule.lr_at``).
 """
 
 from __future__ import annotations
@@ -147,16 +147,21 @@ def check_type(value: Any, flag: Flag, origin: str) -> Any:
     return value
 
 
-def resolve(plugin: Any, typed: dict[str, dict[str, Any]], flags: list[Flag], command: str) -> RunSpec:
-    """Layer the defaults, the preset, the TOML file and the typed flags into one RunSpec."""
+def requested_settings(typed: dict[str, dict[str, Any]], flags: list[Flag]) -> dict[str, dict[str, Any]]:
+    """{group: {dest: value}} of what the command asks for: the --config file's values under the typed flags."""
     layers = [typed]
-    core = typed.get("core", {})
-    if core.get("config") is not None:
-        layers.insert(0, read_toml(Path(core["config"]), flags))
+    if typed.get("core", {}).get("config") is not None:
+        layers.insert(0, read_toml(Path(typed["core"]["config"]), flags))
     merged: dict[str, dict[str, Any]] = {}
     for layer in layers:
         for group, values in layer.items():
             merged.setdefault(group, {}).update(values)
+    return merged
+
+
+def resolve(plugin: Any, typed: dict[str, dict[str, Any]], flags: list[Flag], command: str) -> RunSpec:
+    """Layer the defaults, the preset, the TOML file and the typed flags into one RunSpec."""
+    merged = requested_settings(typed, flags)
     core = merged.get("core", {})
 
     preset_name = core.get("preset")

@@ -4,12 +4,13 @@ The plugin supplies data (``prepare``), a model (``build``) and an objective (``
 everything else: devices and precision, the optimiser and learning-rate schedule, gradient clipping,
 non-finite-loss handling, progress, metrics, checkpoints, resume, SIGINT, the model card and DDP.
 
-Why batches are drawn from a generator seeded by (seed, step): the data position is then the step number
-itself, so resuming, or splitting a global batch across ranks, needs no data-loader state at all.
+Read ``Trainer._run`` and ``Trainer._loop`` top to bottom; the schedule and batches are in ``gencli.schedule``,
+the torch.distributed plumbing in ``gencli.distributed``, and settling a run and starting workers in
+``gencli.launch``.
 
 Rules a run follows (each one is what makes "resumed == uninterrupted" hold bit for bit):
 
-* The learning rate is a function of the step alone (``lr_at``): warm-up, then a cosine to lr/10 over the
+* The learning rate is a function of the step alone (``gencli.schedule.lr_at``): warm-up, then a cosine to lr/10 over the
   run's ``decay_steps``, then flat. ``--steps`` only says where to stop, so ``--resume --steps 400`` on a run
   started with ``--steps 200`` is exactly the run started with ``--steps 400``. ``decay_steps`` is settled when
   the run starts (the recipe's length by default) and never changes on resume.
@@ -23,13 +24,11 @@ Rules a run follows (each one is what makes "resumed == uninterrupted" hold bit 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -37,240 +36,17 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from gencli import checkpoint, report
+from gencli import checkpoint, faults, report
+from gencli.distributed import Distributed, agree, average_gradients, init_distributed, mean_over_ranks, shard
 from gencli.errors import GencliError, Terminated, UsageError, signal_exit_code
-from gencli.options import Flag
-from gencli.runspec import ENGINE_FIELDS, RUN_FILE, RunSpec, check_engine, load_run, resolve, shell_quote
 from gencli.files import atomic_write
+from gencli.runspec import RUN_FILE, RunSpec, shell_quote
+from gencli.schedule import batch_generator, describe_schedule, lr_at
 from gencli.weights import save_model
 
 METRICS_FILE = "metrics.jsonl"
 MAX_ROLLBACKS = 3
 LAUNCHED_ENV = "GENCLI_LAUNCHED"  # set by the --nproc launcher for its workers
-WORKER_ENV = "GENCLI_WORKER"  # the launcher's job for its workers (JSON: run folder, resume, quiet)
-# Settings that shape what a run computes: changing them on resume would make it another run.
-FIXED_ON_RESUME = {"data", "preset", "config", "seed", "batch_size", "decay_steps", "warmup_steps"}
-
-
-# ---- entry point: resolve the run, then train here or launch workers -----------------------------------
-
-
-def launch(plugin: Any, flags: list[Flag], typed: dict[str, dict[str, Any]], *, command: str, out: Path | None,
-           resume: bool, quiet: bool) -> None:
-    run_dir = Path(out) if out is not None else Path("runs") / plugin.name
-    if resume:
-        spec = resume_spec(plugin, run_dir, typed)
-        spec.resumed.append(command)
-    else:
-        spec = resolve(plugin, typed, flags, command)
-        check_new_run_folder(run_dir)
-    nproc = int(spec.launcher.get("nproc", 1))
-    if nproc < 1:
-        raise UsageError("--nproc must be at least 1")
-    if nproc > 1 or spec.launcher.get("nnodes") not in (None, "1"):
-        _write_run_spec(run_dir, spec)  # the workers all read this one settled spec
-        launch_workers(plugin, spec, run_dir, nproc, resume=resume, quiet=quiet)
-        return
-    Trainer(plugin, spec, run_dir, resume=resume, quiet=quiet).run()
-
-
-def check_new_run_folder(run_dir: Path) -> None:
-    """A new run goes into a new or empty folder only: the run writes README.md, config.json, ... there and
-    clears training_state/, which must never be a user's files."""
-    if (run_dir / RUN_FILE).is_file():
-        raise UsageError(f"--out {run_dir} already holds a run; add --resume to continue it or pick another --out")
-    if not os.path.lexists(run_dir):
-        return
-    if not run_dir.is_dir():
-        raise UsageError(f"--out {run_dir}: exists and is not a folder")
-    present = sorted(entry.name for entry in run_dir.iterdir())
-    if present:
-        shown = ", ".join(present[:4]) + (f" and {len(present) - 4} more" if len(present) > 4 else "")
-        raise UsageError(f"--out {run_dir} is not empty and is not a gencli run ({shown}); train into a new or "
-                         "empty folder")
-
-
-def resume_spec(plugin: Any, run_dir: Path, typed: dict[str, dict[str, Any]]) -> RunSpec:
-    """The saved spec, with the few settings that may change on resume (--steps, --save-every, ...) applied."""
-    spec = load_run(run_dir)
-    if spec.plugin != plugin.name:
-        raise UsageError(f"--resume: {run_dir} is a {spec.plugin} run, not {plugin.name}")
-    core = typed.get("core", {})
-    forbidden = set(typed.get("Config", {})) | set(typed.get("TrainOptions", {})) | (FIXED_ON_RESUME & set(core))
-    if forbidden:
-        names = ", ".join("--" + n.replace("_", "-") for n in sorted(forbidden))
-        raise UsageError(f"--resume keeps the run's settings; {names} cannot change (start a new --out)")
-    for key, value in core.items():
-        if key in ENGINE_FIELDS:
-            setattr(spec.engine, key, value)
-        elif key in ("nproc", "nnodes", "node_rank", "rdzv_endpoint"):
-            spec.launcher[key] = value
-    check_engine(spec.engine)
-    done = checkpoint.latest_step(run_dir)
-    if done is not None and done > spec.engine.steps:  # checked here, before torch is even imported
-        raise UsageError(f"--resume: the run is already at step {done}; --steps {spec.engine.steps} would undo "
-                         f"training (give --steps {done} or more)")
-    return spec
-
-
-def launch_workers(plugin: Any, spec: RunSpec, run_dir: Path, nproc: int, *, resume: bool, quiet: bool) -> None:
-    """Start ``nproc`` workers under torchrun's launcher (``python -m gencli.train``); rank 0 writes.
-
-    The workers do not parse the command line again: they read run.json, which this process settled. (Passing
-    the user's flags through torchrun also let its argparse take ``--nproc`` for an abbreviation of its own.)
-    """
-    torchrun = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
-    nnodes = spec.launcher.get("nnodes")
-    if nnodes in (None, "1"):
-        torchrun.append("--standalone")
-    else:
-        torchrun += [f"--nnodes={nnodes}", "--rdzv-backend=c10d",
-                     f"--rdzv-endpoint={spec.launcher.get('rdzv_endpoint') or 'localhost:29400'}"]
-        if spec.launcher.get("node_rank") is not None:
-            torchrun.append(f"--node-rank={spec.launcher['node_rank']}")
-    job = json.dumps({"run_dir": str(run_dir), "resume": resume, "quiet": quiet})
-    env = {**os.environ, LAUNCHED_ENV: "1", WORKER_ENV: job,
-           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    # torchrun and its workers get their own process group, so a Ctrl-C at the terminal reaches only this
-    # process. It passes SIGINT to the workers themselves, which checkpoint at the step boundary and exit 0:
-    # torchrun is never signalled, so it ends quietly instead of printing its own traceback.
-    process = subprocess.Popen(torchrun + ["-m", "gencli.train"], env=env, process_group=0)
-    received: list[int] = []
-
-    def forward(signum: int, frame: Any) -> None:
-        received.append(signum)
-        workers = _children(process.pid)
-        if len(received) > 1 or (not workers and Path("/proc/self").is_dir()):
-            # A second Ctrl-C means "now" (checkpoints are atomic). With no worker yet, torchrun is still waiting
-            # for its peers (rendezvous): nothing has trained, and stopping it any gentler makes it print a
-            # traceback.
-            os.killpg(process.pid, signal.SIGKILL)
-        elif not workers:  # no /proc to find them in: torchrun relays a SIGINT to each worker itself
-            process.send_signal(signal.SIGINT)
-        else:
-            for pid in workers:
-                os.kill(pid, signal.SIGINT)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        returncode = process.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    step = checkpoint.latest_step(run_dir)
-    if received or (returncode == 0 and (step or 0) < spec.engine.steps):
-        signum = received[0] if received else signal.SIGINT
-        what = "terminated" if signum == signal.SIGTERM else "interrupted"
-        if step is None:
-            raise Interrupted(f"{what} before the first checkpoint; nothing to keep. Start again with: "
-                              f"{resume_command(plugin, run_dir)}", signum)
-        raise Interrupted(f"{what} at step {step}; checkpoint saved. Resume with: "
-                          f"{resume_command(plugin, run_dir)}", signum)
-    if returncode != 0:
-        raise GencliError(f"distributed training exited with code {returncode} (see messages above)")
-
-
-def _children(parent: int) -> list[int]:
-    """Process ids whose parent is ``parent`` (Linux /proc; empty elsewhere)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()  # the name before ")" may hold spaces
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == parent:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def worker_main() -> None:
-    """One torchrun worker: train the run that the launcher settled in run.json."""
-    from gencli import registry
-
-    job = json.loads(os.environ[WORKER_ENV])
-    run_dir = Path(job["run_dir"])
-    try:
-        spec = load_run(run_dir)
-        plugin = registry.load(spec.plugin)
-        Trainer(plugin, spec, run_dir, resume=job["resume"], quiet=job["quiet"]).run()
-    except GencliError as error:  # as the CLI does: one line, no traceback (GENCLI_DEBUG=1 shows it)
-        if os.environ.get("GENCLI_DEBUG"):
-            raise
-        print(f"gencli: error: {error}", file=sys.stderr)
-        sys.exit(error.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
-
-
-def resume_command(plugin: Any, run_dir: Path) -> str:
-    return f"gencli train {plugin.name} --out {shell_quote(str(run_dir))} --resume"
-
-
-def _write_run_spec(run_dir: Path, spec: RunSpec) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(run_dir / RUN_FILE, (spec.to_json() + "\n").encode())
-
-
-# ---- the schedule and batches -------------------------------------------------------------------------
-
-
-def batch_generator(seed: int, step: int) -> Any:
-    import torch
-
-    # Mix seed and step so neighbouring seeds do not share batch sequences shifted by one.
-    return torch.Generator().manual_seed((seed * 0x9E3779B1 + step * 0x85EBCA77 + 1) % (2**63))
-
-
-def lr_at(step: int, engine: Any) -> float:
-    """The learning rate of the update that takes the run from ``step`` to ``step + 1``.
-
-    Linear warm-up over ``warmup_steps``, then a cosine from lr down to lr/10 that ends at ``decay_steps``
-    (nanoGPT's shape, with its ``lr_decay_iters``), then lr/10. It never reads ``engine.steps``: a run's
-    schedule must not depend on where it stops, or extending a run with --resume would rewrite its past.
-    ``decay_steps`` 0 means no decay.
-    """
-    if engine.warmup_steps and step < engine.warmup_steps:
-        return engine.lr * (step + 1) / engine.warmup_steps
-    horizon = engine.decay_steps
-    if horizon is None:  # a spec built by hand, not by resolve(): its own length is the best guess
-        horizon = engine.steps
-    if horizon <= 0:
-        return engine.lr
-    span = max(1, horizon - engine.warmup_steps)
-    progress = min(1.0, (step - engine.warmup_steps) / span)
-    return engine.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def describe_schedule(engine: Any) -> str:
-    horizon = engine.decay_steps if engine.decay_steps is not None else engine.steps
-    warm = f"warm-up {engine.warmup_steps} steps, " if engine.warmup_steps else ""
-    if horizon <= 0:
-        return f"lr {engine.lr:g} ({warm}constant)"
-    return f"lr {engine.lr:g} ({warm}cosine to {engine.lr / 10:g} by step {horizon})"
-
-
-def to_device(batch: Any, device: Any) -> Any:
-    if hasattr(batch, "to"):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
-
-
-def shard(batch: Any, rank: int, world: int) -> Any:
-    """This rank's contiguous slice of a global batch (leading dimension)."""
-    if world == 1:
-        return batch
-    if hasattr(batch, "shape"):
-        size = batch.shape[0] // world
-        return batch[rank * size:(rank + 1) * size]
-    if isinstance(batch, dict):
-        return {k: shard(v, rank, world) for k, v in batch.items()}
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(shard(v, rank, world) for v in batch)
-    return batch
 
 
 class Interrupted(GencliError):
@@ -281,29 +57,18 @@ class Interrupted(GencliError):
         self.exit_code = signal_exit_code(signum)
 
 
-@dataclasses.dataclass
-class Distributed:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
+def resume_command(plugin: Any, run_dir: Path) -> str:
+    return f"gencli train {plugin.name} --out {shell_quote(str(run_dir))} --resume"
 
 
-def init_distributed(device_spec: str) -> Distributed:
-    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
-        return Distributed()
-    import torch
-    import torch.distributed as dist
-
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    use_cuda = device_spec != "cpu" and torch.cuda.is_available()
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return Distributed(dist.get_rank(), dist.get_world_size(), local_rank)
+def to_device(batch: Any, device: Any) -> Any:
+    if hasattr(batch, "to"):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
 
 
 # ---- the loop -----------------------------------------------------------------------------------------
@@ -512,11 +277,11 @@ class Trainer:
             else:
                 with autocast:
                     loss, metrics = self.plugin.loss(forward_model, batch, options)
-            if self._nan_fault(step + 1):
-                loss = loss * float("nan")  # test hook (GENCLI_FAULT=nonfinite-N): this step's loss turns NaN
+            if faults.hooks.nonfinite_loss(step + 1):
+                loss = loss * float("nan")  # the engine's tests (gencli.faults): this step's loss turns NaN
             # The one host sync per step: the loss value both feeds the metrics and decides whether to update.
             loss_value = float(loss.detach())
-            nonfinite, interrupted = _agree(not math.isfinite(loss_value), self.interrupted, dist)
+            nonfinite, interrupted = agree(not math.isfinite(loss_value), self.interrupted, dist)
             if nonfinite:
                 last = checkpoint.latest_step(self.run_dir)
                 if engine.on_nonfinite == "rollback" and rollbacks < MAX_ROLLBACKS and last is not None:
@@ -543,7 +308,7 @@ class Trainer:
             if set_gradients is None:
                 loss.backward()  # under DDP this also averages the gradients over processes
             elif dist.world > 1:
-                _average_gradients(parameters, dist.world)
+                average_gradients(parameters, dist.world)
             if engine.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(parameters, engine.grad_clip)
             optimizer.step()
@@ -555,7 +320,7 @@ class Trainer:
             last_step = step == engine.steps
             if step % engine.log_every == 0 or last_step or interrupted:
                 seconds = time.monotonic() - window_started
-                logged = {k: v / count for k, v in _mean_over_ranks(sums, dist).items()}
+                logged = {k: v / count for k, v in mean_over_ranks(sums, dist).items()}
                 logged["lr"] = lr
                 logged["items_per_s"] = count * engine.batch_size / max(seconds, 1e-9)
                 if dist.is_main:
@@ -569,8 +334,8 @@ class Trainer:
                     with _writing("the run folder"):
                         save_model(self.run_dir, self.plugin, model, self.config)
                         report.write_loss_curve(self.run_dir / METRICS_FILE, self.run_dir / "loss.png")
-                checkpoint._fault_point("after-save", step)
-            checkpoint._fault_point("step", step)
+                faults.hooks.kill_point("after-save", step)
+            faults.hooks.kill_point("step", step)
             if interrupted:
                 self._record_loop(loop_started, step - first_step)
                 what = "terminated" if self.stop_signal == signal.SIGTERM else "interrupted"
@@ -578,18 +343,6 @@ class Trainer:
                                   f"{resume_command(self.plugin, self.run_dir)}", self.stop_signal)
         self._record_loop(loop_started, step - first_step)
         return step
-
-    def _nan_fault(self, step: int) -> bool:
-        """GENCLI_FAULT=nonfinite-N: step N's loss is NaN once (a rollback then gets past it);
-        nonfinite-from-N: every step from N on (so rollbacks run out)."""
-        wanted = os.environ.get("GENCLI_FAULT", "")
-        if not wanted.startswith("nonfinite-"):
-            return False
-        if wanted.startswith("nonfinite-from-"):
-            return step >= int(wanted.removeprefix("nonfinite-from-"))
-        fired = getattr(self, "_nan_fired", False)
-        self._nan_fired = fired or wanted == f"nonfinite-{step}"
-        return not fired and wanted == f"nonfinite-{step}"
 
     def _record_loop(self, started: float, steps: int) -> None:
         self.loop_seconds, self.steps_run = time.monotonic() - started, steps
@@ -631,45 +384,6 @@ def _progress_for(dist: Distributed, total: int, start: int, quiet: bool, descri
                             detail=schedule)
 
 
-def _agree(nonfinite: bool, interrupted: bool, dist: Distributed) -> tuple[bool, bool]:
-    """Every rank must take the same branch: one small all-reduce per step carries both flags."""
-    if dist.world == 1:
-        return nonfinite, interrupted
-    import torch
-    import torch.distributed as torch_dist
-
-    flags = torch.tensor([float(nonfinite), float(interrupted)])
-    if torch_dist.get_backend() == "nccl":
-        flags = flags.cuda()
-    torch_dist.all_reduce(flags, op=torch_dist.ReduceOp.MAX)
-    nonfinite_any, interrupted_any = flags.tolist()
-    return nonfinite_any > 0, interrupted_any > 0
-
-
-def _average_gradients(parameters: list[Any], world: int) -> None:
-    """What DDP does during backward, for gradients a plugin set itself: every rank takes the mean."""
-    import torch.distributed as torch_dist
-
-    for parameter in parameters:
-        torch_dist.all_reduce(parameter.grad)
-        parameter.grad /= world
-
-
-def _mean_over_ranks(sums: dict[str, float], dist: Distributed) -> dict[str, float]:
-    """Logged figures describe the global batch: average each rank's sums (one all-reduce per log line)."""
-    if dist.world == 1 or not sums:
-        return sums
-    import torch
-    import torch.distributed as torch_dist
-
-    keys = list(sums)  # the same order on every rank: each adds its keys in the same sequence
-    values = torch.tensor([sums[k] for k in keys], dtype=torch.float64)
-    if torch_dist.get_backend() == "nccl":
-        values = values.cuda()
-    torch_dist.all_reduce(values)
-    return {k: v / dist.world for k, v in zip(keys, values.tolist())}
-
-
 def _append_metrics(path: Path, step: int, metrics: dict[str, float]) -> None:
     with path.open("a", encoding="utf-8") as f:
         f.write(json.dumps({"step": step, "time": round(time.time(), 3), **metrics}) + "\n")
@@ -689,9 +403,3 @@ def _line_step(line: str) -> int:
         return int(json.loads(line)["step"])
     except (ValueError, KeyError, TypeError):
         return 1 << 62  # a line cut short by a crash: dropped
-
-
-if __name__ == "__main__":  # `python -m gencli.train`: how launch_workers starts each worker
-    from gencli.train import worker_main as _worker_main  # the package's module, not this __main__ copy
-
-    _worker_main()

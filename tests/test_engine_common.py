@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import gencli_env, run_gencli
@@ -11,12 +13,19 @@ from conftest import gencli_env, run_gencli
 TINY = ("--preset", "tiny", "--dropout", "0.1", "--seq-length", "48")
 
 
+FAULTY = Path(__file__).with_name("faulty_gencli.py")
+
+
 def train(out: Path, *args: str, fault: str | None = None, expect: int | None = 0, **env: str):
-    """`gencli train charrnn ARGS --out OUT` in a subprocess; checks the exit code unless expect is None."""
-    extra = dict(env)
+    """`gencli train charrnn ARGS --out OUT` in a subprocess, with an injected ``fault`` (tests/faulty_gencli.py)
+    if given; checks the exit code unless expect is None."""
+    argv = ("train", "charrnn", *args, "--out", str(out))
     if fault:
-        extra["GENCLI_FAULT"] = fault
-    process = run_gencli("train", "charrnn", *args, "--out", str(out), env=gencli_env(**extra))
+        process = subprocess.run([sys.executable, str(FAULTY), fault, *argv], env=gencli_env(**env),
+                                 capture_output=True, timeout=300)
+        process.stderr = process.stderr.decode("utf-8", "replace")
+    else:
+        process = run_gencli(*argv, env=gencli_env(**env))
     if expect is not None:
         assert process.returncode == expect, f"exit {process.returncode}, expected {expect}:\n{process.stderr}"
     return process

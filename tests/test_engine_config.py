@@ -63,6 +63,36 @@ def test_config_file_errors_are_one_line(tmp_path: Path):
 def test_resume_keeps_settings_that_define_the_run(tmp_path: Path):
     out = tmp_path / "run"
     train(out, "--preset", "tiny", "--steps", "2", "-q")
-    for flags in (["--seed", "3"], ["--batch-size", "4"], ["--hidden-size", "8"], ["--config", "x.toml"]):
+    changes_seed = tmp_path / "seed.toml"
+    changes_seed.write_text("seed = 3\n")
+    cases = {("--seed", "3"): "--seed 0 (now 3)", ("--batch-size", "4"): "--batch-size 8 (now 4)",
+             ("--hidden-size", "8"): "--hidden-size 32 (now 8)", ("--lr", "0.5"): "--lr 0.002 (now 0.5)",
+             ("--grad-clip", "0"): "--grad-clip 1.0 (now 0.0)", ("--precision", "bf16"): "--precision auto (now bf16)",
+             ("--config", str(changes_seed)): "--seed 0 (now 3)"}
+    for flags, named in cases.items():
         process = run_gencli("train", "charrnn", "--out", str(out), "--resume", *flags)
-        assert process.returncode == 2 and "cannot change" in process.stderr, process.stderr
+        assert process.returncode == 2 and "cannot change" in process.stderr and named in process.stderr, \
+            (flags, process.stderr)
+
+
+def test_resume_accepts_the_runs_own_settings_typed_again(tmp_path: Path):
+    """A recalled command with --resume added: the same values are no change, so the run continues."""
+    out = tmp_path / "run"
+    train(out, "--preset", "tiny", "--steps", "2", "--seed", "5", "--batch-size", "8", "-q")
+    same = tmp_path / "same.toml"
+    same.write_text("seed = 5\nbatch-size = 8\n")
+    train(out, "--preset", "tiny", "--steps", "4", "--seed", "5", "--batch-size", "8", "--lr", "0.002",
+          "--config", str(same), "--resume", "-q")
+    assert json.loads((out / "training_state" / "latest.json").read_text())["step"] == 4
+
+
+def test_a_run_records_the_argv_gencli_parsed_not_the_host_programs(capsys, tmp_path: Path) -> None:
+    """Called from Python as cli.main([...]) (here inside pytest, whose own argv is sys.argv)."""
+    from test_cli import gencli_inprocess
+
+    out = tmp_path / "run"
+    code, _, err = gencli_inprocess(capsys, "train", "charrnn", "--preset", "tiny", "--steps", "1", "--out", str(out),
+                                    "-q")
+    assert code == 0, err
+    assert json.loads((out / "run.json").read_text())["command"] == (
+        f"gencli train charrnn --preset tiny --steps 1 --out {out} -q")

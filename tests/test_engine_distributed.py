@@ -98,12 +98,12 @@ AVERAGING_RANK = r'''
 import sys
 import torch
 import torch.distributed as torch_dist
-from gencli.train import _average_gradients
+from gencli.distributed import average_gradients
 rank, port = int(sys.argv[1]), sys.argv[2]
 torch_dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
 parameter = torch.nn.Parameter(torch.zeros(3))
 parameter.grad = torch.full((3,), float(rank + 1))
-_average_gradients([parameter], 2)
+average_gradients([parameter], 2)
 print(parameter.grad.tolist())
 torch_dist.destroy_process_group()
 '''

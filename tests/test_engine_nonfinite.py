@@ -46,7 +46,7 @@ def test_rollback_goes_back_to_the_checkpoint_with_half_the_lr(tmp_path: Path):
     assert "non-finite loss (nan) at step 13: rolled back to step 10 with the lr scaled by 0.5" in process.stderr
     assert metric_steps(out) == list(range(1, 21)), "rolled-back steps must not stay in metrics.jsonl"
     from gencli.runspec import RunSpec
-    from gencli.train import lr_at
+    from gencli.schedule import lr_at
 
     engine = RunSpec.from_json((out / "run.json").read_text()).engine
     rows = {row["step"]: row for row in metrics(out)}
@@ -67,3 +67,24 @@ def test_rollback_gives_up_after_three_tries(tmp_path: Path):
     assert len(errors) == 1 and "at step 8" in errors[0] and "after 3 rollback(s)" in errors[0], process.stderr
     assert "last good checkpoint (step 5) is kept" in errors[0]
     assert latest(out) == 5 and _checkpoint_weights_equal_run_weights(out, 5)
+
+
+def test_the_fault_hooks_cannot_be_reached_from_the_environment(tmp_path: Path) -> None:
+    """A stray GENCLI_FAULT (the old test switch) in a user's environment changes nothing about a real run."""
+    process = train(tmp_path / "run", "--preset", "tiny", "--steps", "4", "-q", GENCLI_FAULT="nonfinite-2")
+    assert process.returncode == 0 and (tmp_path / "run" / "README.md").is_file(), process.stderr
+
+
+def test_the_schedule_against_values_worked_out_by_hand() -> None:
+    """lr 1e-3, warm-up 10, cosine to 1e-4 at step 110 (nanoGPT's shape); values computed on paper."""
+    from gencli.runspec import EngineOptions
+    from gencli.schedule import lr_at
+
+    engine = EngineOptions(lr=1e-3, warmup_steps=10, decay_steps=110, steps=50)
+    expected = {0: 1e-4, 4: 5e-4, 9: 1e-3, 10: 1e-3,
+                60: 1e-4 + 0.9e-3 * 0.5,  # half-way: cos(pi/2) = 0
+                35: 1e-4 + 0.9e-3 * 0.5 * (1 + math.sqrt(0.5)),  # a quarter: cos(pi/4)
+                110: 1e-4, 500: 1e-4}  # the end of the decay, and flat after it (steps=50 is not read)
+    for step, lr in expected.items():
+        assert math.isclose(lr_at(step, engine), lr, rel_tol=1e-12), step
+    assert lr_at(7, EngineOptions(lr=1e-3, decay_steps=0)) == 1e-3  # 0: constant

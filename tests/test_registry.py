@@ -46,7 +46,7 @@ def test_list_json_reports_first_party_plugins_ok() -> None:
     charrnn = rows["charrnn"]
     assert charrnn["status"] == "ok"
     assert (charrnn["modality"], charrnn["package"]) == ("text", "gencli-charrnn")
-    assert charrnn["default_weights"] in ("bundled", "none (train with `gencli train`)")
+    assert charrnn["default_weights"] == "bundled"  # plugins/charrnn ships its weights in the package
 
 
 def test_broken_third_party_plugins_are_named_with_one_line_reasons(tmp_path: Path) -> None:
@@ -188,6 +188,7 @@ def test_a_good_plugin_passes_the_contract_check() -> None:
     ({"modality": "smell"}, "modality must be one of"),
     ({"name": "Bad Name"}, "name must be"),
     ({"summary": None}, "summary must be a string"),
+    ({"default_data": None}, "default_data must be a string"),
     ({"SampleOptions": dict}, "SampleOptions must be a dataclass"),
     ({"sample": None}, "missing method sample()"),
     ({"presets": []}, "presets must be a mapping"),

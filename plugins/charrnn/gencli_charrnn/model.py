@@ -54,7 +54,9 @@ class TextBatches:
 
 def prepare(data: str | None, config: Any, options: Any) -> Prepared:
     text, description = load_text(data)
-    train_text, _ = split(text)
+    train_text, held_out = split(text)
+    if len(held_out) < 2:  # checked now, not by the evaluation after training
+        raise UsageError(f"--data: the held-out tail has {len(held_out)} character(s); give more text")
     vocab = config.vocab or "".join(sorted(set(text)))
     config.vocab = vocab
     codec = Codec(vocab)
@@ -113,8 +115,10 @@ def evaluate(model: CharLSTM, config: Any, options: Any, request: EvalRequest) -
     missing = codec.unknown(held_out)
     if missing:
         raise UsageError(f"evaluation text has characters the model never saw: {''.join(missing[:20])!r}")
+    if len(held_out) < 2:
+        raise UsageError(f"the held-out text has {len(held_out)} character(s); bits per character need at least 2")
     ids = codec.encode(held_out).to(request.device)
-    streams = 16  # contiguous slices evaluated side by side, for speed
+    streams = min(16, len(ids) - 1)  # contiguous slices evaluated side by side, for speed
     per_stream = (len(ids) - 1) // streams
     inputs = ids[: streams * per_stream].view(streams, per_stream)
     targets = ids[1 : streams * per_stream + 1].view(streams, per_stream)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,8 +22,10 @@ from gencli_gan.training import embedded  # noqa: E402
 
 def test_a_forced_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path) -> None:
     out = tmp_path / "run"
-    process = run_gencli("train", "gan", "--preset", "tiny", "--steps", "6", "--save-every", "2", "--out", str(out),
-                         env=gencli_env(GENCLI_FAULT="nonfinite-3"))
+    faulty = Path(__file__).resolve().parents[3] / "tests" / "faulty_gencli.py"  # injects step 3's NaN
+    process = subprocess.run([sys.executable, str(faulty), "nonfinite-3", "train", "gan", "--preset", "tiny", "--steps",
+                              "6", "--save-every", "2", "--out", str(out)], env=gencli_env(), capture_output=True,
+                             text=True, timeout=300)
     assert process.returncode == 1, process.stderr
     assert "Traceback" not in process.stderr
     assert "loss became nan at step 3" in process.stderr and "last good checkpoint (step 2)" in process.stderr

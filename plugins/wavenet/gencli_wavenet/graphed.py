@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
+from gencli.registry import one_line
 from gencli_wavenet.model import CLASSES, WaveNetModel
-from gencli_wavenet.sampling import draw, layer_step, output_logits, prime
+from gencli_wavenet.steps import CachedStepper, draw, layer_step, output_logits, prime
 
 BLOCK = 64  # steps per replay: long enough to amortise the launch, short enough to capture in well under a second
 
@@ -95,13 +96,28 @@ def capture(stepper: StaticStepper) -> Callable[[], None]:
     return graph.replay
 
 
+SELF_CHECK_TOLERANCE = 1e-3  # logits; the graph and the cached step do the same arithmetic in the same order
+
+
 def generate_graphed(model: WaveNetModel, prefix: np.ndarray, speaker: torch.Tensor, draws: Iterator[np.ndarray],
-                     steps: int, temperature: float,
-                     progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+                     steps: int, temperature: float, progress: Callable[[int, int], None] | None = None,
+                     capture_block: Callable[[StaticStepper], Callable[[], None]] | None = None) -> np.ndarray | None:
     """(N, steps) classes, block by block: a CUDA graph replay per block on a GPU, the same block eagerly
-    elsewhere. A last, partial block runs whole and keeps only the samples asked for."""
-    stepper = StaticStepper(model, prefix, speaker, temperature)
-    run_block = capture(stepper) if speaker.device.type == "cuda" else stepper.run_block
+    elsewhere. A last, partial block runs whole and keeps only the samples asked for.
+
+    A captured graph checks itself on its first block against the cached sampler's steps (same uniforms, logits
+    within ``SELF_CHECK_TOLERANCE``, same samples). If the capture fails or disagrees, one warning says so and
+    None is returned: the caller then samples with the cached sampler. ``capture_block`` (default: ``capture`` on
+    a GPU) lets the CPU tests force both branches.
+    """
+    checked = capture_block is not None or speaker.device.type == "cuda"
+    stepper = StaticStepper(model, prefix, speaker, temperature, keep_logits=checked)
+    run_block = stepper.run_block
+    if checked:
+        try:
+            run_block = (capture_block or capture)(stepper)
+        except Exception as error:  # a driver or capture limitation: the cached sampler still works
+            return _fall_back(f"the CUDA graph could not be captured ({one_line(error)})")
     out = np.empty((len(speaker), steps), dtype=np.int64)
     t = 0
     for chunk in draws:
@@ -110,7 +126,33 @@ def generate_graphed(model: WaveNetModel, prefix: np.ndarray, speaker: torch.Ten
             stepper.uniform[:len(rows)].copy_(torch.from_numpy(rows))
             run_block()
             out[:, t:t + len(rows)] = stepper.samples[:len(rows)].t().cpu().numpy()
+            if checked and t == 0:
+                disagreement = _first_block_disagreement(stepper, model, prefix, speaker, rows, out[:, :len(rows)])
+                if disagreement:
+                    return _fall_back(f"the CUDA graph's first block disagrees with the cached sampler ({disagreement})")
             t += len(rows)
         if progress is not None:
             progress(t, steps)
     return out
+
+
+def _first_block_disagreement(stepper: StaticStepper, model: WaveNetModel, prefix: np.ndarray, speaker: torch.Tensor,
+                              uniforms: np.ndarray, drawn: np.ndarray) -> str:
+    """'' when the block's logits and samples are the cached sampler's, else what differs."""
+    reference = CachedStepper(model, prefix, speaker)
+    for k, u in enumerate(torch.from_numpy(uniforms).to(speaker.device)):
+        gap = float((stepper.logits[k] - reference.logits).abs().max())
+        if not gap <= SELF_CHECK_TOLERANCE:  # NaN counts as a disagreement
+            return f"logits differ by {gap:.3g} at step {k + 1}"
+        chosen = draw(reference.logits, stepper.temperature, u)
+        if not np.array_equal(chosen.cpu().numpy(), drawn[:, k]):
+            return f"a different sample at step {k + 1}"
+        reference.push(chosen)
+    return ""
+
+
+def _fall_back(reason: str) -> None:
+    from gencli.messages import warn
+
+    warn(f"{reason}; sampling with the cached sampler instead")
+    return None

@@ -129,6 +129,42 @@ def test_graph_sampler_steps_match_the_cached_sampler_across_blocks_and_queue_wr
                 cached.push(chosen)
 
 
+def _graph_clip(capture_block, capsys) -> tuple[np.ndarray, np.ndarray, str]:
+    """(the graph path's clip with ``capture_block`` standing in for the CUDA capture, the cached clip, stderr)."""
+    model, config = random_model()
+    common = {"n": 2, "steps": 150, "speakers": [1, 0], "temperature": 0.9, "seed": 3}
+    clip = generate(model, config, "graph", capture_block=capture_block, **common)
+    warned = capsys.readouterr().err
+    return clip, generate(model, config, "cached", **common), warned
+
+
+def test_graph_self_check_passes_quietly_when_the_block_agrees(capsys) -> None:
+    clip, cached, warned = _graph_clip(lambda stepper: stepper.run_block, capsys)
+    assert np.array_equal(clip, cached) and warned == ""
+
+
+def test_graph_that_fails_to_capture_falls_back_to_the_cached_sampler_with_one_warning(capsys) -> None:
+    def failing(stepper):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    clip, cached, warned = _graph_clip(failing, capsys)
+    assert np.array_equal(clip, cached)
+    assert warned.count("gencli: warning:") == 1 and "could not be captured" in warned, warned
+
+
+def test_graph_that_disagrees_falls_back_to_the_cached_sampler_with_one_warning(capsys) -> None:
+    def wrong(stepper):  # a replay whose arithmetic is off: logits shifted by 0.01 for the first class
+        def run() -> None:
+            stepper.run_block()
+            stepper.logits[:, :, 0] += 0.01
+
+        return run
+
+    clip, cached, warned = _graph_clip(wrong, capsys)
+    assert np.array_equal(clip, cached)
+    assert warned.count("gencli: warning:") == 1 and "logits differ by 0.01 at step 1" in warned, warned
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the graph capture itself)")
 def test_graph_sampler_on_a_gpu_replays_the_cached_samplers_clip() -> None:
     """The CUDA-graph replay (capture, state restored after the warm-up, blocks replayed) against the cached
