@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 from typing import Any
 
 from gencli.errors import UsageError
@@ -47,8 +48,9 @@ def seed_everything(seed: int) -> None:
 # and each kernel with two threads ends at a barrier where one thread waits for the other. On an idle 2-core
 # machine that still pays (PixelCNN training: 150 against 100 images/s), but as soon as another process
 # holds one core the waiting thread is descheduled and every barrier stalls: 36-60 against 107-112 images/s
-# (benchmarks/threads.py). Losing 3x under load costs more than the 1.5x gained when idle, and a run of minutes
-# outlives the quiet moment it started in, so threads go only to cores that are wholly free when it starts.
+# beside one busy process, 6.3 against 50.8 at a load average of 3 to 8 (benchmarks/threads.py). Losing 3x or
+# more under load costs more than the 1.5x gained when idle, and a run of minutes outlives the quiet moment it
+# started in, so threads go only to cores that are wholly free when it starts.
 
 
 def usable_cores() -> int:
@@ -60,7 +62,7 @@ def usable_cores() -> int:
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
     try:
-        quota, period = open("/sys/fs/cgroup/cpu.max", encoding="ascii").read().split()[:2]
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text(encoding="ascii").split()[:2]
         if quota != "max":
             cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
     except (OSError, ValueError):
@@ -73,9 +75,9 @@ def auto_threads(cores: int, load: float, workload: str) -> int:
     (other processes' runnable threads; this command has not run yet) is ``load``.
 
     Training gets one thread per wholly free core (a core with any other load left to it: sharing one costs 3x),
-    so a 2-core machine trains on one thread unless nothing else at all runs. Sampling gets one: every sampler
-    here runs a long chain of small per-pixel or per-sample steps, too small for a second thread to share
-    (measured in benchmarks/threads.py).
+    so a 2-core machine trains on one thread unless nothing else at all runs. Sampling gets one: most samplers
+    here are long chains of small per-pixel or per-sample steps that a second thread cannot share, and the
+    rest (one pass of a GAN or VAE decoder) take milliseconds either way (benchmarks/threads.py).
     """
     if workload == "sample":
         return 1
