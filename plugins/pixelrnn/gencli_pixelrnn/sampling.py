@@ -12,6 +12,7 @@ gives the same images whichever stepper runs.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -85,15 +86,18 @@ def draw(logits: torch.Tensor, levels: int, temperature: float, generator: torch
 
 def generate(model: PixelRNN, values: torch.Tensor, *, keep_rows: int = 0, temperature: float = 1.0,
              generator: torch.Generator, stepper: str = "cached",
-             progress: Callable[[int, int], None] | None = None, stop_row: int | None = None) -> torch.Tensor:
+             progress: Callable[[int, int], None] | None = None, progress_every: float = 0.05,
+             stop_row: int | None = None) -> torch.Tensor:
     """Fill ``values`` (B, C, H, W, pixel units) from row ``keep_rows`` down; rows above it stay as given.
-    ``progress(done, total)`` counts pixels over the batch, after each pixel (given rows too: they cost a step).
+    ``progress(done, total)`` counts pixels over the batch (given rows too: they cost a step), at most every
+    ``progress_every`` seconds and after the last pixel: a terminal bar redrawn per pixel doubled the time.
     ``stop_row`` ends early (the benchmark times a few rows of the slow naive sampler)."""
     batch, colours, height, width = values.shape
     run = STEPPERS[stepper](model, values)
     total = batch * height * width
     if progress is not None:
         progress(0, total)  # generation proper starts now
+    reported = time.monotonic()
     for i in range(height if stop_row is None else stop_row):
         for j in range(width):
             for channel in range(colours):
@@ -104,8 +108,10 @@ def generate(model: PixelRNN, values: torch.Tensor, *, keep_rows: int = 0, tempe
                     continue
                 chosen = draw(run.logits_at(i, j)[:, channel], model.levels, temperature, generator)
                 run.set(i, j, channel, chosen)
-            if progress is not None:
-                progress(batch * (i * width + j + 1), total)
+            done = batch * (i * width + j + 1)
+            if progress is not None and (time.monotonic() - reported >= progress_every or done == total):
+                progress(done, total)
+                reported = time.monotonic()
         run.end_row(i)
     return values
 

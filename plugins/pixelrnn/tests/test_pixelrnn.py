@@ -138,12 +138,13 @@ def test_cached_and_naive_samplers_draw_the_same_images(arch: str, colours: int,
 
 def test_sampling_progress_counts_pixels_of_every_image() -> None:
     model = random_model("gated-pixelcnn", size=4)
-    calls = []
-    with torch.inference_mode():
-        generate(model, torch.zeros(3, 1, 4, 4), generator=torch.Generator().manual_seed(0),
-                 progress=lambda done, total: calls.append((done, total)))
-    assert calls[0] == (0, 48) and calls[-1] == (48, 48)  # 3 images x 16 pixels, from the start
-    assert [done for done, _ in calls] == list(range(0, 49, 3))  # after every pixel, not every row
+    for every, expected in ((0.0, list(range(0, 49, 3))), (3600.0, [0, 48])):  # every pixel; or start and end
+        calls = []
+        with torch.inference_mode():
+            generate(model, torch.zeros(3, 1, 4, 4), generator=torch.Generator().manual_seed(0),
+                     progress=lambda done, total: calls.append((done, total)), progress_every=every)
+        assert [done for done, _ in calls] == expected  # 3 images x 16 pixels, not rows
+        assert {total for _, total in calls} == {48}
 
 
 def sample_with(model: PixelRNN, seed: int, n: int = 2, **options) -> np.ndarray:
