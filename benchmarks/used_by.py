@@ -15,7 +15,7 @@ Each command runs as a user runs it (a fresh interpreter, bundled weights, outpu
 Variants, interleaved run by run so that the machine's load falls on all of them alike:
 
 * ``after``: this working tree;
-* ``torch``: the same with GENCLI_SAMPLE_TORCH=1 (the sample commands' torch path, for plugins with a torch-free one);
+* ``torch``: the same with GENCLI_SAMPLE_TORCH=1 (the torch path of the sample commands that have a torch-free one);
 * ``before``: the tree of ``--baseline-ref`` (git archive into a temporary folder, run with this venv through
   PYTHONPATH), when given.
 
@@ -227,6 +227,15 @@ def run(use: Use, variant: Variant, workdir: Path, driver: Path | None = None) -
     return wall, {**phases, "cpu": children_cpu() - cpu}
 
 
+def has_numpy_sampler(use: Use) -> bool:
+    """Whether GENCLI_SAMPLE_TORCH=1 changes anything for this command (a sample with a torch-free path)."""
+    if use.args[0] != "sample":
+        return False
+    from gencli import registry
+
+    return getattr(registry.load(use.args[1]), "numpy_sampler", None) is not None
+
+
 def fresh_cache(root: Path, name: str) -> Path:
     """An XDG_CACHE_HOME with no compiled code: everything else under the user's cache linked in."""
     cache = root / f"cache-{name}"
@@ -302,7 +311,7 @@ def main() -> None:
         for use in uses:
             work = root / "work"
             work.mkdir(exist_ok=True)
-            todo = [v for v in variants if v.name != "torch" or use.args[0] == "sample"]
+            todo = [v for v in variants if v.name != "torch" or has_numpy_sampler(use)]
             cold, warm, cpu, phases = {}, {v.name: [] for v in todo}, {v.name: [] for v in todo}, {}
             for v in todo:  # cold: a compiled-code cache of its own, empty
                 v.cache = fresh_cache(root, v.name.split()[0])
