@@ -107,7 +107,7 @@ TRAIN_FLAGS = [
                        "--decay-steps, not --steps, so a run can be extended without rewriting its past.",
          minimum=1, maximum=MAX_STEPS),
     Flag("batch_size", int, "Global batch size (split across --nproc processes).", minimum=1, maximum=65_536),
-    Flag("lr", float, "Peak learning rate.", above=0, maximum=10),
+    Flag("lr", float, "Peak learning rate.", above=0, maximum=1e38),  # float32 holds no larger lr
     Flag("warmup_steps", int, "Linear lr warm-up steps.", minimum=0, maximum=MAX_STEPS),
     Flag("decay_steps", int, "Step at which the cosine decay reaches lr/10 (0: constant lr); default: the "
                              "recipe's steps (plugin or --preset), not a typed --steps.", minimum=0, maximum=MAX_STEPS),

@@ -119,6 +119,12 @@ def read_config(plugin: Any, folder: Path) -> Any:
             raise GencliError(f"{path}: {key} must be {type_name(expected)}, not {value!r}")
         if expected is float and isinstance(value, int):
             values[key] = float(value)  # JSON writes 1.0 as 1 in some tools
+    from gencli.options import dataclass_flags, problem_with
+
+    for flag in dataclass_flags(plugin.Config, "Config"):  # the bounds a flag would enforce, on the file too
+        problem = problem_with(flag, values.get(flag.dest))
+        if problem is not None:
+            raise GencliError(f"{path}: {flag.dest} {problem}")
     try:
         return plugin.Config(**values)
     except (TypeError, ValueError) as error:

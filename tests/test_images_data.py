@@ -61,7 +61,7 @@ def test_a_folder_gives_labels_from_subfolders_and_skips_bad_files(tmp_path, cap
     loaded = images.load_folder(str(tmp_path), size=8)
     assert loaded.pixels.shape == (3, 1, 8, 8) and loaded.classes == ["cats", "dogs"]
     assert loaded.labels.tolist() == [0, 1, 1]
-    assert "skipped 1 unreadable image file(s)" in capsys.readouterr().err
+    assert "skipped 1 unreadable or oversized image file(s)" in capsys.readouterr().err
     colour = np.zeros((6, 6, 3), np.uint8)
     colour[..., 0] = 255
     _write(tmp_path / "cats" / "red.png", colour)

@@ -322,7 +322,10 @@ def test_train_sample_push_and_download_write_only_inside_their_folders(tmp_path
     for folder in (work, home, scratch):
         folder.mkdir()
     env = {k: v for k, v in gencli_env().items() if not k.startswith(("XDG_", "NUMBA_"))}
-    env.update(HOME=str(home), TMPDIR=str(scratch), HF_TOKEN="hf_loopback_dummy_token")
+    env.update(HOME=str(home), TMPDIR=str(scratch), HF_TOKEN="hf_loopback_dummy_token",
+               # torch's compile cache follows TMPDIR, but once, in a full parallel suite run, it made
+               # /tmp/torchinductor_root (an empty folder, not reproduced alone): pinned here, and open in the notes.
+               TORCHINDUCTOR_CACHE_DIR=str(scratch / "torchinductor"))
     auditor = Path(__file__).with_name("audited_gencli.py")
     commands = [
         ("train", "charrnn", "--preset", "tiny", "--steps", "2", "--out", "run", "-q"),
