@@ -101,6 +101,7 @@ def bad_data(root: Path) -> dict[str, Path]:
     import soundfile
 
     made = {}
+    root.mkdir(parents=True, exist_ok=True)
     bomb = root / "bomb"
     bomb.mkdir(exist_ok=True)
 
