@@ -76,16 +76,13 @@ def run_in_pty(args: list[str], env: dict[str, str], timeout: float = 60) -> tup
 # ---- help and per-plugin flags ------------------------------------------------------------------
 
 
-def test_help_is_fast_and_lists_the_commands() -> None:
-    started = time.perf_counter()
+def test_help_lists_the_commands() -> None:
+    # Its speed is what test_registry's no-torch check guards and benchmarks/used_by.py measures: no timed test.
     process = run_gencli("--help")
-    wall = time.perf_counter() - started
-    print(f"`gencli --help` wall time: {wall:.3f} s")
     assert process.returncode == 0, process.stderr
     out = process.stdout.decode()
     for command in ("list", "info", "sample", "train", "evaluate", "push", "download"):
         assert re.search(rf"^\W*{command}\s", out, flags=re.M), (command, out)
-    assert wall < 10  # generous: a loaded 2-core CI box; the real figure is printed above
 
 
 def test_sample_help_lists_the_plugin_flags_with_their_help() -> None:
@@ -236,12 +233,13 @@ def test_a_closed_pipe_ends_quietly(tiny_run: Path) -> None:
 
 
 def test_the_same_seed_gives_the_same_text_and_another_seed_differs(capsys, tiny_run: Path) -> None:
-    args = ("sample", "charrnn", "--weights", str(tiny_run), "--length", "200")
-    # One run in a fresh process and one here: two separate invocations must agree to the character.
+    args = ("sample", "charrnn", "--weights", str(tiny_run), "--length", "200", "-n", "3")
+    # One run in a fresh process and one here: two separate invocations must agree to the character, for each of
+    # the three streams (the whole output holds all three).
     process = run_gencli(*args, "--seed", "1")
     assert process.returncode == 0, process.stderr
     code, again, _ = gencli_inprocess(capsys, *args, "--seed", "1")
-    assert code == 0 and len(again) > 200
+    assert code == 0 and len(again) > 600
     assert process.stdout.decode() == again
     code, other, _ = gencli_inprocess(capsys, *args, "--seed", "2")
     assert code == 0 and other != again

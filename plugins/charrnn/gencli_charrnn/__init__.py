@@ -59,7 +59,8 @@ class CharRNN(LazyPlugin):
         "tiny": Preset("Seconds to train; for tests and smoke runs.",
                        config={"embedding_size": 16, "hidden_size": 32, "num_layers": 1, "dropout": 0.0},
                        train={"steps": 50, "batch_size": 8}),
-        "small": Preset("The bundled model's recipe: 2 x 256 LSTM.", config={}, train={"steps": 3000}),
+        "small": Preset("The bundled model's recipe: 2 x 256 LSTM, 4,000 steps with the cosine over all of them "
+                        "(about 7 minutes on a free 2-core CPU).", config={}, train={"steps": 4000, "decay_steps": 4000}),
         "large": Preset("3 x 512 LSTM, for a GPU or a long CPU run.",
                         config={"hidden_size": 512, "num_layers": 3, "dropout": 0.2},
                         train={"steps": 20000, "batch_size": 64}),

@@ -1,0 +1,56 @@
+"""The README's figures for the bundled weights are the figures in those weights' model cards, so the two can
+never drift apart: each claim names the card and metric it comes from, and its rounding."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CARDS = {
+    "pixelrnn": "plugins/pixelrnn/gencli_pixelrnn/weights/README.md",
+    "vae": "plugins/vae/gencli_vae/weights/README.md",
+    "rbm": "plugins/boltzmann/gencli_boltzmann/weights/rbm/README.md",
+    "dbm": "plugins/boltzmann/gencli_boltzmann/weights/dbm/README.md",
+    "gan": "plugins/gan/gencli_gan/weights/gan/README.md",
+    "dcgan": "plugins/gan/gencli_gan/weights/dcgan/README.md",
+    "cgan": "plugins/gan/gencli_gan/weights/cgan/README.md",
+}
+# (the README's words, with {} where the figure stands; card; metric; decimals shown)
+CLAIMS = [
+    ("Gated PixelCNN, {} nats per test digit", "pixelrnn", "nll_nats_per_image", 1),
+    ("| {} nats per image (exact NLL) |", "pixelrnn", "nll_nats_per_image", 2),
+    ("| NLL {} nats (k=500)", "vae", "nll_nats_per_image", 2),
+    ("ELBO {}, gap", "vae", "elbo_nats_per_image", 2),
+    ("gap {} |", "vae", "elbo_gap_nats", 2),
+    ("| log-likelihood {} nats (AIS", "rbm", "test_log_likelihood_nats", 2),
+    ("| lower bound {} nats |", "dbm", "test_log_likelihood_lower_bound_nats", 2),
+    ("| Parzen {} / ", "gan", "parzen_log_likelihood_nats", 1),
+    (" / {} / ", "dcgan", "parzen_log_likelihood_nats", 1),
+    (" / {} nats (training digits", "cgan", "parzen_log_likelihood_nats", 1),
+    ("(training digits: {})", "gan", "parzen_train_reference_nats", 1),
+    ("digit Frechet {} / ", "gan", "frechet_digit_distance", 0),
+    ("Frechet 66 / {} / ", "dcgan", "frechet_digit_distance", 0),
+    (" / {} |", "cgan", "frechet_digit_distance", 0),
+]
+
+
+def card_metrics(plugin: str) -> dict[str, float]:
+    text = (REPO / CARDS[plugin]).read_text(encoding="utf-8")
+    return {m[1]: float(m[2]) for m in re.finditer(r"^\| (\w+) \| (-?[\d.]+) \|$", text, flags=re.M)}
+
+
+@pytest.mark.parametrize(("words", "plugin", "metric", "decimals"), CLAIMS)
+def test_the_readme_quotes_the_model_card(words: str, plugin: str, metric: str, decimals: int) -> None:
+    expected = f"{card_metrics(plugin)[metric]:.{decimals}f}"
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert words.format(expected) in readme, f"README should say {words.format(expected)!r} ({plugin} card)"
+
+
+def test_a_changed_card_figure_would_be_caught() -> None:
+    """The check is not blind: a figure one unit off is not found in the README."""
+    words, plugin, metric, decimals = CLAIMS[1]
+    wrong = f"{card_metrics(plugin)[metric] + 1:.{decimals}f}"
+    assert words.format(wrong) not in (REPO / "README.md").read_text(encoding="utf-8")
