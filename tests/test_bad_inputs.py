@@ -59,3 +59,13 @@ def test_a_folder_of_1_hz_wav_files_is_refused_at_once(tmp_path: Path, capsys) -
     with pytest.raises(UsageError, match="none of the 2 audio file"):
         audio.load_folder(tmp_path, 16000)
     assert "below 1,000 Hz" in capsys.readouterr().err
+
+
+def test_a_gan_refuses_a_batch_of_one_in_one_line(capsys, tmp_path: Path) -> None:
+    """Found by tests/fuzz_cli.py: --batch-size 1 reached batch normalisation and ended in an internal error."""
+    from test_cli import assert_one_error_line, gencli_inprocess
+
+    code, out, err = gencli_inprocess(capsys, "train", "gan", "--preset", "tiny", "--steps", "1", "--batch-size", "1",
+                                      "--out", str(tmp_path / "run"), "-q")
+    assert code == 2 and out == ""
+    assert_one_error_line(err, "--batch-size 1", "at least 2 images")

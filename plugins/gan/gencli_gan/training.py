@@ -100,6 +100,9 @@ def configure_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
 
 def loss(model: nn.Module, batch: tuple[torch.Tensor, ...], options: Any) -> tuple[torch.Tensor, dict[str, float]]:
     real, labels, z = batch
+    if real.shape[0] < 2:  # batch normalisation has no statistics for one image: torch raised a bare ValueError
+        raise UsageError(f"--batch-size {real.shape[0]}: the GANs' batch normalisation needs at least 2 images a "
+                         "step (in each process, with --nproc)")
     out = model(real, labels, z, getattr(options, "real_label", 1.0), getattr(options, "r1", 0.0))
     with torch.no_grad():
         metrics = {
