@@ -1,4 +1,4 @@
-"""Audio data, torch-free: mu-law companding, a windowed-sinc resampler, WAV/FLAC folders and the embedded
+"""Audio data, torch-free: mu-law companding, resampling (soxr), WAV/FLAC folders and the embedded
 synthetic "babble" corpus.
 
 Everything here is numpy (plus soundfile for reading), so the data path can be tested and reused without torch.
@@ -45,32 +45,18 @@ def mu_law_decode(classes: np.ndarray, mu: int = MU) -> np.ndarray:
 # ---- resampling ------------------------------------------------------------------------------------
 
 
-def resample(audio: np.ndarray, source_rate: int, target_rate: int, half_width: int = 16) -> np.ndarray:
-    """Band-limited resampling by windowed-sinc interpolation (Hann window, ``half_width`` zero crossings).
+def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """Band-limited resampling with soxr (libsoxr, "HQ"): downsampling also low-passes, so nothing aliases.
 
-    Output sample n sits at input time n * source / target; its value is the sum of the input samples within
-    ``half_width`` (scaled) periods weighted by a sinc whose cutoff is the lower Nyquist frequency, so
-    downsampling also low-passes (no aliasing). Output length: round(len * target / source).
+    It replaced a windowed-sinc resampler written here: ``benchmarks/resampler.py`` measured soxr about 1,000x
+    faster, with a 14 dB better passband and 80 dB more alias rejection, in the same run.
     """
+    import soxr
+
     audio = np.asarray(audio, dtype=np.float32)
     if source_rate == target_rate or len(audio) == 0:
         return audio.copy()
-    n_out = int(round(len(audio) * target_rate / source_rate))
-    cutoff = min(1.0, target_rate / source_rate)  # in units of the input Nyquist frequency
-    reach = int(math.ceil(half_width / cutoff))  # input taps on each side
-    taps = np.arange(-reach + 1, reach + 1)  # (K,)
-    padded = np.concatenate([np.zeros(reach, np.float32), audio, np.zeros(reach + 1, np.float32)])
-    out = np.empty(n_out, dtype=np.float32)
-    step = max(1, 2_000_000 // len(taps))  # bound the (chunk, K) temporaries to ~16 MB
-    for start in range(0, n_out, step):
-        n = np.arange(start, min(n_out, start + step))
-        position = n * (source_rate / target_rate)  # (C,) in input samples
-        base = np.floor(position).astype(np.int64)
-        offset = (base[:, None] + taps[None, :]) - position[:, None]  # (C, K) distance to each tap
-        window = 0.5 + 0.5 * np.cos(np.pi * np.clip(offset * cutoff / half_width, -1.0, 1.0))
-        weights = cutoff * np.sinc(cutoff * offset) * window
-        out[n] = np.sum(padded[base[:, None] + taps[None, :] + reach] * weights, axis=1)
-    return out
+    return soxr.resample(audio, source_rate, target_rate, quality="HQ").astype(np.float32, copy=False)
 
 
 # ---- folders of WAV / FLAC -------------------------------------------------------------------------
@@ -140,7 +126,7 @@ def load_folder(root: Path, rate: int, *, known_speakers: list[str] | None = Non
                       f"under {root}")
     if not quiet and rates:
         messages.note(f"resampled audio at {', '.join(f'{r:,}' for r in sorted(rates))} Hz to {rate:,} Hz "
-                      "(windowed-sinc)")
+                      "(soxr)")
     if not clips:
         raise UsageError(f"--data {root}: none of the {len(files)} audio file(s) could be read")
     speakers = list(known_speakers) if known_speakers else sorted(set(names))
@@ -259,7 +245,7 @@ def synthesize_babble(rng: np.random.Generator, rate: int, seconds: float, pitch
 # ---- the embedded speech corpus (espeak-ng) ---------------------------------------------------------
 
 SPEECH = "speech"
-SPEECH_VERSION = 2  # bump when the corpus changes: the cache folder is keyed on it
+SPEECH_VERSION = 3  # bump when the corpus changes: the cache folder is keyed on it (3: resampled by soxr)
 # espeak-ng voice variants with their own pitch and speed: four distinct "speakers" for global conditioning.
 SPEECH_VOICES = (("us-m", "en-us+m3", 45, 155), ("us-f", "en-us+f2", 60, 165),
                  ("gb-m", "en-gb+m1", 35, 150), ("us-f-low", "en-us+f4", 40, 145))
