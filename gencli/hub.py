@@ -1,4 +1,5 @@
-"""The Hugging Face Hub: download a model repo into the normal HF cache, and push a run folder.
+"""The Hugging Face Hub: download a model repo (or one file of a dataset repo) into the normal HF cache, and
+push a run folder.
 
 Downloads use gencli's own small client on huggingface_hub's HTTP session rather than ``hf_hub_download``,
 because that function names cache files after the ETag and X-Repo-Commit headers as the server sends them
@@ -163,6 +164,7 @@ class _Meta:
 @dataclass
 class _Request:
     repo: str
+    repo_type: str  # "model" or "dataset"
     label: str  # repo[@revision] as the user gave it
     endpoint: str
     headers: dict[str, str]
@@ -179,19 +181,24 @@ def _is_html(response: Any) -> bool:
     return "html" in response.headers.get("Content-Type", "").lower()
 
 
+def _kind(repo_type: str) -> str:
+    """How messages name a repo: "Hub repo org/name" for a model, "Hub dataset repo org/name" for a dataset."""
+    return "Hub repo" if repo_type == "model" else f"Hub {repo_type} repo"
+
+
 def _answer_error(req: _Request, filename: str, revision: str, response: Any) -> GencliError:
     """An HTTP error status as one line naming what happened. The Hub's own answers carry X-Error-Code."""
     status, code = response.status_code, response.headers.get("X-Error-Code")
     said = f"HTTP {status} {response.reason_phrase}".strip()
     if code == "RepoNotFound" or status == 401:
-        return RepoNotFound(f"Hub repo {req.repo} not found (or private: log in with `hf auth login`)")
+        return RepoNotFound(f"{_kind(req.repo_type)} {req.repo} not found (or private: log in with `hf auth login`)")
     if code == "GatedRepo":
-        return GencliError(f"Hub repo {req.repo} is gated: accept its conditions on the Hub, then log in with "
+        return GencliError(f"{_kind(req.repo_type)} {req.repo} is gated: accept its conditions on the Hub, then log in with "
                            "`hf auth login`")
     if code == "RevisionNotFound":
-        return GencliError(f"Hub repo {req.repo} has no revision {revision!r}")
+        return GencliError(f"{_kind(req.repo_type)} {req.repo} has no revision {revision!r}")
     if code == "DisabledRepo":
-        return GencliError(f"Hub repo {req.repo} has been disabled on the Hub")
+        return GencliError(f"{_kind(req.repo_type)} {req.repo} has been disabled on the Hub")
     if code == "EntryNotFound":
         return _Missing(filename)
     if status == 403:
@@ -214,7 +221,7 @@ def _head(req: _Request, filename: str, revision: str) -> _Meta:
     import httpx2
     from huggingface_hub import hf_hub_url
 
-    url = hf_hub_url(req.repo, filename, revision=revision, endpoint=req.endpoint)
+    url = hf_hub_url(req.repo, filename, repo_type=req.repo_type, revision=revision, endpoint=req.endpoint)
     origin = urlsplit(url)[:2]
     for attempt in (1, 2):  # one retry of a server error, if the deadline allows
         timeout = req.clock.timeout()
@@ -315,9 +322,10 @@ def _cache_problem(storage: Path, path: Path) -> tuple[str, str] | None:
     return None
 
 
-def _check_snapshot(storage: Path, folder: Path, repair: str) -> None:
+def _check_snapshot(storage: Path, folder: Path, repair: str,
+                    files: tuple[str, ...] = MODEL_FILES + OPTIONAL_FILES) -> None:
     """Refuse a cached snapshot with a file outside the cache or a file that fails its hash."""
-    for filename in MODEL_FILES + OPTIONAL_FILES:
+    for filename in files:
         path = folder / filename
         if os.path.lexists(path):
             problem = _cache_problem(storage, path)
@@ -328,14 +336,14 @@ def _check_snapshot(storage: Path, folder: Path, repair: str) -> None:
 # ---- the cache -----------------------------------------------------------------------------------------
 
 
-def _storage(repo: str) -> Path:
+def _storage(repo: str, repo_type: str = "model") -> Path:
     from huggingface_hub import constants
 
-    return Path(constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}"
+    return Path(constants.HF_HUB_CACHE) / f"{repo_type}s--{repo.replace('/', '--')}"
 
 
-def _cached_snapshot(storage: Path, revision: str) -> Path | None:
-    """The cached snapshot folder of ``revision`` when it holds every model file, else None."""
+def _cached_snapshot(storage: Path, revision: str, files: tuple[str, ...] = MODEL_FILES) -> Path | None:
+    """The cached snapshot folder of ``revision`` when it holds every one of ``files``, else None."""
     commit: str | None = revision
     if not COMMIT.match(revision):
         try:
@@ -345,7 +353,7 @@ def _cached_snapshot(storage: Path, revision: str) -> Path | None:
     if not commit or not COMMIT.match(commit):
         return None
     folder = storage / "snapshots" / commit
-    if all(os.path.lexists(folder / filename) for filename in MODEL_FILES):
+    if all(os.path.lexists(folder / filename) for filename in files):
         return folder
     return None
 
@@ -447,21 +455,75 @@ def download_repo(repo_id: str, revision: str | None, *, quiet: bool = False,
         raise GencliError(f"{label} is not in the local Hub cache, and {error}") from None
 
 
+def check_repo_path(filename: str) -> None:
+    """A file's path in a repo becomes a path under snapshots/ in the cache: relative, no empty, '.' or '..' parts."""
+    parts = filename.split("/")
+    if (len(filename) > 1000 or any(part in ("", ".", "..") for part in parts)
+            or not filename.isprintable() or "\\" in filename):
+        raise UsageError(f"{_shown(filename)} is not a valid file path in a Hub repo (a relative path with no "
+                         "empty, '.' or '..' parts)")
+
+
+def download_dataset_file(repo_id: str, filename: str, revision: str | None = None, *,
+                          quiet: bool = False) -> Path:
+    """Fetch one file of the Hub dataset repo ``repo_id`` at ``revision``; returns its path in the HF cache.
+
+    The same client, checks and limits as download_repo, for one named file under datasets--org--name. A
+    cached file is verified against its hash (and fetched again when bad); when the Hub cannot answer, a
+    sound cached copy of the revision stands in.
+    """
+    check_repo_id(repo_id)
+    if revision:
+        check_revision(revision)
+    check_repo_path(filename)
+    if revision and re.fullmatch(r"[0-9a-f]{7,39}", revision):
+        raise UsageError(f"revision {revision!r} looks like a short commit hash; give all 40 hex digits")
+    limits = download_limits()
+    label = f"hf:{repo_id}{f'@{revision}' if revision else ''}/{filename}"
+    storage = _storage(repo_id, "dataset")
+    files = (filename,)
+    # There is no `gencli download` for datasets: dropping the cached repo makes the next run fetch it again.
+    repair = f"rm -r {storage}"
+    if _offline():
+        folder = _cached_snapshot(storage, revision or "main", files)
+        if folder is None:
+            raise GencliError(f"{label} is not in the local Hub cache and HF_HUB_OFFLINE is set; run once while "
+                              "online")
+        _check_snapshot(storage, folder, repair, files)
+        return folder / filename
+    if revision and COMMIT.match(revision):
+        folder = _cached_snapshot(storage, revision, files)
+        if folder is not None and _cache_problem(storage, folder / filename) is None:
+            return folder / filename  # a commit never changes: a sound copy needs no request
+    _quiet_progress(quiet)
+    try:
+        folder, _ = _download(repo_id, revision, label, storage, _Clock(limits, label), force=False, repair=repair,
+                              repo_type="dataset", required=files, optional=())
+    except _Unreachable as error:
+        folder = _cached_snapshot(storage, revision or "main", files)
+        if folder is None:
+            raise GencliError(f"{label} is not in the local Hub cache, and {error}") from None
+        _check_snapshot(storage, folder, repair, files)
+    return folder / filename
+
+
 def _download(repo: str, revision: str | None, label: str, storage: Path, clock: _Clock, *, force: bool,
-              repair: str) -> tuple[Path, str]:
+              repair: str, repo_type: str = "model", required: tuple[str, ...] = MODEL_FILES,
+              optional: tuple[str, ...] = OPTIONAL_FILES) -> tuple[Path, str]:
     from huggingface_hub import constants
     from huggingface_hub.utils import get_session
 
-    req = _Request(repo, label, constants.ENDPOINT, _headers(), clock, get_session())
+    req = _Request(repo, repo_type, label, constants.ENDPOINT, _headers(), clock, get_session())
     pinned = revision or "main"
     commit: str | None = None
-    for filename in MODEL_FILES + OPTIONAL_FILES:
+    for filename in required + optional:
         try:
             meta = _head(req, filename, commit or pinned)
         except _Missing:
-            if filename in MODEL_FILES:
-                raise GencliError(f"Hub repo {repo} has no {filename}"
-                                  f"{f' at revision {revision}' if revision else ''}; is it a gencli model?") from None
+            if filename in required:
+                hint = "; is it a gencli model?" if repo_type == "model" else ""
+                raise GencliError(f"{_kind(repo_type)} {repo} has no {filename}"
+                                  f"{f' at revision {revision}' if revision else ''}{hint}") from None
             continue
         except _Unreachable as error:
             if commit is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gencli.errors import GencliError, UsageError
+from gencli.errors import UsageError
 
 HUB_PREFIX = "hf:"
 
@@ -24,16 +24,16 @@ def local_path(source: str) -> Path:
 
 
 def _hub_file(spec: str) -> Path:
+    """hf:org/name[@revision]/path/to/file, through gencli's own Hub client (gencli/hub.py): bounded waits,
+    verified files, and no path taken from the server unchecked."""
     parts = spec.split("/")
     if len(parts) < 3:
         raise UsageError(f"--data hf:{spec}: use hf:org/name/path/to/file inside a Hub dataset repo")
     repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:])
     repo_id, _, revision = repo_id.partition("@")
-    import huggingface_hub
-    from huggingface_hub import errors as hub_errors
+    from gencli import hub
 
     try:
-        return Path(huggingface_hub.hf_hub_download(repo_id, filename, repo_type="dataset",
-                                                    revision=revision or None))
-    except (hub_errors.HfHubHTTPError, hub_errors.LocalEntryNotFoundError, OSError) as error:
-        raise GencliError(f"--data hf:{spec}: {str(error).splitlines()[0]}") from None
+        return hub.download_dataset_file(repo_id, filename, revision or None)
+    except UsageError as error:  # name the option; runtime errors already name hf:... themselves
+        raise UsageError(f"--data hf:{spec}: {error}") from None
