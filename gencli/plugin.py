@@ -63,11 +63,16 @@ def option(default: Any, help: str, *, short: str | None = None, flag: bool = Tr
 
 @dataclass(frozen=True)
 class Preset:
-    """A named starting point: architecture values and training option values, overridable by flags."""
+    """A named starting point: architecture values and training option values, overridable by flags.
+
+    ``evaluate`` sets EvalOptions for the evaluation that ends a run with this preset (the model card's
+    figures): a smoke-test preset trains in seconds and should not then spend half a minute on AIS.
+    """
 
     help: str
     config: Mapping[str, Any] = field(default_factory=dict)
     train: Mapping[str, Any] = field(default_factory=dict)
+    evaluate: Mapping[str, Any] = field(default_factory=dict)
 
 
 # ---- values a plugin returns from sample() ------------------------------------------------------------

@@ -116,6 +116,8 @@ class PluginContract:
         for name, preset in self.plugin.presets.items():
             assert set(preset.config) <= config_fields, f"preset {name}: unknown config keys"
             assert set(preset.train) <= ENGINE_FIELDS, f"preset {name}: unknown training keys"
+            eval_fields = {f.name for f in dataclasses.fields(self.plugin.EvalOptions)}
+            assert set(preset.evaluate) <= eval_fields, f"preset {name}: unknown evaluation keys"
 
     def test_builds_on_meta_device(self) -> None:
         import torch

@@ -351,7 +351,8 @@ class Trainer:
         from gencli.evaluation import evaluate_loaded
         from gencli.plugin import EvalRequest
 
-        options = self.plugin.EvalOptions()
+        preset = self.plugin.presets.get(self.spec.preset) if self.spec.preset else None
+        options = self.plugin.EvalOptions(**(dict(preset.evaluate) if preset else {}))
         metrics = evaluate_loaded(self.plugin, model, config, options,
                                   EvalRequest(self.spec.data, device, self.spec.engine.seed))
         with _writing("the model card"):

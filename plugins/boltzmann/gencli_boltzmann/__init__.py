@@ -90,7 +90,7 @@ class RBM(LazyPlugin):
     EvalOptions = RBMEvalOptions
     presets = {
         "tiny": Preset("Seconds to train; for tests and smoke runs.", config={"hidden": 16, "chains": 10},
-                       train={"steps": 40}),
+                       train={"steps": 40}, evaluate={"ais_runs": 10, "ais_betas": 500}),
     }
     # SGD at 0.05 on mean gradients, batches of 100 (40 per epoch of the 4,000 digits; 10,000 steps = 250
     # epochs, about 5 minutes on one CPU thread), the cosine decay to lr/10 anneals PCD's chains; no gradient
@@ -159,7 +159,8 @@ class DBM(LazyPlugin):
     EvalOptions = DBMEvalOptions
     presets = {
         "tiny": Preset("Seconds to train; for tests and smoke runs.",
-                       config={"hidden1": 16, "hidden2": 8, "chains": 10}, train={"steps": 60}),
+                       config={"hidden1": 16, "hidden2": 8, "chains": 10}, train={"steps": 60},
+                       evaluate={"ais_runs": 10, "ais_betas": 500, "mean_field_steps": 10}),
     }
     # 2 x 2,000 pretraining steps (50 epochs per layer), then 6,000 joint steps at a tenth of the rate
     # (--joint-lr-scale 0.1), decaying further along the cosine. Measured on the test split (lower bounds):

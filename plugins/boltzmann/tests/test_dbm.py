@@ -150,3 +150,20 @@ def test_quick_caps_the_ais_work_reports_progress_and_prints_the_standard_error(
     note = capsys.readouterr().err
     assert "quick estimate (4 AIS runs x 30 temperatures)" in note
     assert f"log Z standard error {metrics['log_z_std_nats']:.2f} nats" in note
+
+
+def test_a_tiny_run_ends_with_the_presets_quick_evaluation(tmp_path) -> None:
+    """`--preset tiny` trains in seconds; its closing evaluation uses the preset's AIS settings (10 x 500), not
+    the full 100 x 14,500 that made a two-step smoke run take half a minute."""
+    import re
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    process = subprocess.run([sys.executable, "-m", "gencli", "train", "dbm", "--preset", "tiny", "--steps", "2",
+                              "--out", str(out), "-q"], capture_output=True, text=True, timeout=300,
+                             env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert process.returncode == 0, process.stderr
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert re.search(r"^\| ais_runs \| 10 \|$", card, flags=re.M)
+    assert re.search(r"^\| ais_temperatures \| 500 \|$", card, flags=re.M)

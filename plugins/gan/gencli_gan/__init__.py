@@ -136,7 +136,7 @@ class GAN(_GANPlugin):
     presets = {
         "tiny": Preset("Seconds to train; for tests and smoke runs.",
                        config={"z_dim": 8, "g_hidden": 32, "d_units": 16, "d_pieces": 2},
-                       train={"steps": 20, "batch_size": 16}),
+                       train={"steps": 20, "batch_size": 16}, evaluate={"samples": 500}),
     }
     # Adam 2e-4 with beta1 0.5, batch 64; 10,000 steps (160 passes over the 4,000 digits): 3 min on one core.
     train_defaults = {"steps": 10000, "batch_size": 64, "lr": 2e-4, "warmup_steps": 0, "log_every": 50,
@@ -151,7 +151,8 @@ class DCGAN(_GANPlugin):
     SampleOptions = SampleOptions
     presets = {
         "tiny": Preset("Seconds to train; for tests and smoke runs.",
-                       config={"z_dim": 8, "base_channels": 4}, train={"steps": 20, "batch_size": 16}),
+                       config={"z_dim": 8, "base_channels": 4}, train={"steps": 20, "batch_size": 16},
+                       evaluate={"samples": 500}),
     }
     # Radford et al.'s Adam 2e-4, beta1 0.5, batch 64; 5,000 steps: 3-4 min on one core.
     train_defaults = {"steps": 5000, "batch_size": 64, "lr": 2e-4, "warmup_steps": 0, "log_every": 50,
