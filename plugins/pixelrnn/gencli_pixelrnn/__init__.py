@@ -77,8 +77,8 @@ class PixelRNNPlugin(LazyPlugin):
         "default": Preset("What `gencli train pixelrnn` runs with no flags: Gated PixelCNN, 6 layers of 32 maps per "
                           "stack, 1,000 steps of 32 digits. Measured on a 2-core CPU (AMD EPYC VM) shared with other "
                           "jobs (load average 4-5; 1 thread, as chosen): 14 minutes in all (828 s of training), "
-                          "93.8 nats on the test digits; about 5.5 minutes when the machine is otherwise idle "
-                          "(100 images/s on one thread).",
+                          "93.8 nats on the test digits; 5.5 minutes (330 s, the first ETA after 4.4 s) when the machine "
+                          "is otherwise idle.",
                           config={}, train={}),
         "gated-pixelcnn": Preset("The bundled model's recipe: the default model for 3,000 steps (90.9 nats); about 12 "
                                  "minutes on one free CPU core.",
