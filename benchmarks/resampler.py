@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import time
 
 import numpy as np
 import soxr
 
 from gencli_wavenet.audio import resample
+from used_by import machine  # the CPU, cores and library versions, as every benchmark prints them
 
 
 def windowed_sinc(audio: np.ndarray, source: int, target: int) -> np.ndarray:
@@ -63,7 +63,7 @@ def quality(method, source: int = 44100, target: int = 16000) -> tuple[float, fl
         snrs.append(db(want[edge:-edge], got[edge:-edge] - want[edge:-edge]))
     alias_in = tone(10000.0, source, 2.0)
     alias_out = method(alias_in, source, target)
-    rejection = db(alias_in, np.concatenate([alias_out[edge:-edge]]) * math.sqrt(source / target))
+    rejection = db(alias_in, alias_out[edge:-edge] * math.sqrt(source / target))  # per-sample energy, both rates
     return min(snrs), rejection
 
 
@@ -81,12 +81,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor() or "?") if os.path.exists("/proc/cpuinfo") else platform.processor()
-    print(f"# {cpu}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, soxr {soxr.__version__}")
-    methods = {"windowed sinc (gencli before)": windowed_sinc,
-               "soxr HQ (gencli now)": lambda a, s, t: soxr.resample(a, s, t, quality="HQ"),
-               "gencli_wavenet.audio.resample": resample}
+    print(f"# {machine()}, soxr {soxr.__version__}; load {os.getloadavg()[0]:.1f}")
+    methods = {"windowed sinc (gencli before)": windowed_sinc, "soxr HQ (gencli_wavenet.audio.resample)": resample}
     print("| resampler | 44.1->16 kHz s per minute | passband SNR dB | alias rejection dB |")
     print("|---|---|---|---|")
     for name, method in methods.items():

@@ -24,7 +24,7 @@ import typer.main
 from typer.core import TyperCommand, TyperGroup
 
 from gencli import commands, registry
-from gencli.errors import GencliError, Terminated, debugging, signal_exit_code
+from gencli.errors import GencliError, Terminated, debugging, signal_exit_code, stopped_by
 from gencli.options import make_command
 
 HELP = "Train, sample and evaluate the classic deep generative models. Each model family is a plugin."
@@ -42,9 +42,9 @@ def report(message: str) -> None:
 
 def report_stopped(error: KeyboardInterrupt) -> int:
     """A deliberate stop is not an error: say which signal it was; the exit code is the shell's 128 + N."""
-    terminated = isinstance(error, Terminated)
-    print(f"gencli: {'terminated' if terminated else 'interrupted'}", file=sys.stderr, flush=True)
-    return signal_exit_code(signal.SIGTERM if terminated else signal.SIGINT)
+    signum = signal.SIGTERM if isinstance(error, Terminated) else signal.SIGINT
+    print(f"gencli: {stopped_by(signum)}", file=sys.stderr, flush=True)
+    return signal_exit_code(signum)
 
 
 def silence_stdout() -> None:

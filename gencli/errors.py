@@ -1,6 +1,7 @@
 """User-facing errors: one line on stderr, a non-zero exit code, no traceback (GENCLI_DEBUG=1 shows it)."""
 
 import os
+import signal
 
 
 class GencliError(Exception):
@@ -17,6 +18,11 @@ class UsageError(GencliError):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised the way Ctrl-C raises KeyboardInterrupt so that clean-up runs (exit code 143)."""
+
+
+def stopped_by(signum: int) -> str:
+    """How a message names a stop by ``signum``: "terminated" (SIGTERM) or "interrupted" (Ctrl-C)."""
+    return "terminated" if signum == signal.SIGTERM else "interrupted"
 
 
 def signal_exit_code(signum: int) -> int:

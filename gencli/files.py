@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from gencli.errors import UsageError
 
@@ -110,6 +110,14 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically (see :func:`replacing`)."""
     with replacing(path) as f:
         f.write(data)
+
+
+def file_digest(path: Path, digest: Any) -> str:
+    """Feed ``path`` to a hashlib object (read in 1 MiB blocks, never whole) and return its hex digest."""
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _new_file_mode(path: Path) -> int:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gencli.errors import GencliError, UsageError
+from gencli.files import atomic_write, file_digest
 
 MODEL_FILES = ("config.json", "model.safetensors")
 OPTIONAL_FILES = ("README.md",)
@@ -292,16 +293,12 @@ def _metadata(req: _Request, filename: str, revision: str, response: Any, url: s
 # ---- verification --------------------------------------------------------------------------------------
 
 
-def file_digest(path: Path, etag: str) -> str:
+def etag_digest(path: Path, etag: str) -> str:
     """The digest of ``path`` of the kind ``etag`` is: sha256 (64 hex), or a git blob id (40 hex)."""
     if len(etag) == 64:
-        digest = hashlib.sha256()
-    else:  # git's object id of a blob: sha1 over "blob <length>\0" and the content
-        digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return file_digest(path, hashlib.sha256())
+    # git's object id of a blob: sha1 over "blob <length>\0" and the content
+    return file_digest(path, hashlib.sha1(b"blob %d\0" % path.stat().st_size))
 
 
 def _digest_kind(etag: str) -> str:
@@ -315,7 +312,7 @@ def _cache_problem(storage: Path, path: Path) -> tuple[str, str] | None:
         return "outside", f"{path} resolves to {real}, outside the Hub cache ({storage})"
     # A blob is named after the Hub's hash of it, so a cached file is checked without asking the Hub.
     if path.is_symlink() and real.parent.name == "blobs" and ETAG.match(real.name):
-        got = file_digest(real, real.name)
+        got = etag_digest(real, real.name)
         if got != real.name:
             return "corrupt", (f"{path}: the cached file is corrupt (its {_digest_kind(real.name)} is {got}, "
                                f"the Hub's is {real.name})")
@@ -358,31 +355,24 @@ def _cached_snapshot(storage: Path, revision: str, files: tuple[str, ...] = MODE
     return None
 
 
-def _replace_with(target: Path, make: Any) -> None:
-    """Create ``target`` atomically: ``make(tmp)`` builds it beside the target, then a rename puts it in place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+def _link(blob: Path, pointer: Path) -> None:
+    """snapshots/<commit>/<file> -> ../../blobs/<etag>, as huggingface_hub lays it out (a copy without symlinks),
+    made beside the pointer and renamed into place, so a reader never sees half of it."""
+    import shutil
+
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pointer.with_name(f".{pointer.name}.{os.getpid()}.tmp")
     try:
         if os.path.lexists(tmp):
             tmp.unlink()
-        make(tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.lexists(tmp):
-            tmp.unlink()
-
-
-def _link(blob: Path, pointer: Path) -> None:
-    """snapshots/<commit>/<file> -> ../../blobs/<etag>, as huggingface_hub lays it out (a copy without symlinks)."""
-    import shutil
-
-    def make(tmp: Path) -> None:
         try:
             tmp.symlink_to(os.path.relpath(blob, pointer.parent))
         except OSError:
             shutil.copyfile(blob, tmp)
-
-    _replace_with(pointer, make)
+        os.replace(tmp, pointer)
+    finally:
+        if os.path.lexists(tmp):
+            tmp.unlink()
 
 
 # ---- download --------------------------------------------------------------------------------------------
@@ -534,7 +524,7 @@ def _download(repo: str, revision: str | None, label: str, storage: Path, clock:
     assert commit is not None
     if not COMMIT.match(pinned):  # a branch or tag: remember where it pointed, once the snapshot is complete
         ref = storage / "refs" / pinned
-        _replace_with(ref, lambda tmp: tmp.write_text(commit, encoding="utf-8"))
+        atomic_write(ref, commit.encode("utf-8"))
     return storage / "snapshots" / commit, commit
 
 
@@ -567,9 +557,9 @@ def _fetch_file(req: _Request, storage: Path, filename: str, meta: _Meta, *, for
             problem = _cache_problem(storage, pointer)
             if problem is not None and problem[0] == "outside":
                 raise GencliError(f"{problem[1]}; repair it with `{repair}`")
-            if pointer.is_file() and file_digest(pointer, meta.etag) == meta.etag:
+            if pointer.is_file() and etag_digest(pointer, meta.etag) == meta.etag:
                 return
-        elif blob.is_file() and file_digest(blob, meta.etag) == meta.etag:
+        elif blob.is_file() and etag_digest(blob, meta.etag) == meta.etag:
             _link(blob, pointer)
             return
     blob.parent.mkdir(parents=True, exist_ok=True)
@@ -581,7 +571,7 @@ def _fetch_file(req: _Request, storage: Path, filename: str, meta: _Meta, *, for
             part = blob.with_name(blob.name + ".incomplete")
             for attempt in (1, 2):  # a file that fails its hash is dropped and fetched once more
                 _transfer(req, filename, meta, part)
-                got = file_digest(part, meta.etag)
+                got = etag_digest(part, meta.etag)
                 if got == meta.etag:
                     os.replace(part, blob)
                     break

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gencli import checkpoint
-from gencli.errors import GencliError, UsageError, debugging
+from gencli.errors import GencliError, UsageError, debugging, stopped_by
 from gencli.files import atomic_write
 from gencli.options import Flag
 from gencli.runspec import ENGINE_FIELDS, RUN_FILE, RunSpec, check_engine, load_run, requested_settings, resolve
@@ -164,7 +164,7 @@ def launch_workers(plugin: Any, spec: RunSpec, run_dir: Path, nproc: int, *, res
     step = checkpoint.latest_step(run_dir)
     if received or (returncode == 0 and (step or 0) < spec.engine.steps):
         signum = received[0] if received else signal.SIGINT
-        what = "terminated" if signum == signal.SIGTERM else "interrupted"
+        what = stopped_by(signum)
         if step is None:
             raise Interrupted(f"{what} before the first checkpoint; nothing to keep. Start again with: "
                               f"{resume_command(plugin, run_dir)}", signum)

@@ -38,7 +38,7 @@ from typing import Any
 
 from gencli import checkpoint, faults, report
 from gencli.distributed import Distributed, agree, average_gradients, init_distributed, mean_over_ranks, shard
-from gencli.errors import GencliError, Terminated, UsageError, signal_exit_code
+from gencli.errors import GencliError, Terminated, UsageError, signal_exit_code, stopped_by
 from gencli.files import atomic_write
 from gencli.runspec import RUN_FILE, RunSpec, shell_quote
 from gencli.schedule import batch_generator, describe_schedule, lr_at
@@ -338,8 +338,7 @@ class Trainer:
             faults.hooks.kill_point("step", step)
             if interrupted:
                 self._record_loop(loop_started, step - first_step)
-                what = "terminated" if self.stop_signal == signal.SIGTERM else "interrupted"
-                raise Interrupted(f"{what} at step {step}; checkpoint saved. Resume with: "
+                raise Interrupted(f"{stopped_by(self.stop_signal)} at step {step}; checkpoint saved. Resume with: "
                                   f"{resume_command(self.plugin, self.run_dir)}", self.stop_signal)
         self._record_loop(loop_started, step - first_step)
         return step

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gencli.errors import GencliError, UsageError
-from gencli.files import atomic_write
+from gencli.files import atomic_write, file_digest
 from gencli.registry import RESERVED_CONFIG_KEYS
 from gencli.tensorfile import WEIGHTS_FILE, check_against_model, read_header
 
@@ -167,11 +167,7 @@ def config_to_json(plugin: Any, config: Any) -> str:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, hashlib.sha256())
 
 
 def build_model(plugin: Any, config: Any, config_path: Path) -> Any:
@@ -235,13 +231,12 @@ def load_located_arrays(located: Located, tensors: Any) -> LoadedModel:
     shapes and dtypes against ``tensors``, name -> (shape, dtype), and finite values), and the weights as numpy
     arrays by name in ``LoadedModel.model``."""
     import numpy as np
-    from safetensors.numpy import load_file
 
     where = located.source
     check_against_model(where.weights_file, located.header,
                         {name: (list(shape), dtype) for name, (shape, dtype) in tensors.items()})
     try:
-        arrays = load_file(str(where.weights_file))
+        arrays = load_tensors(where.weights_file, numpy=True)
     except Exception as error:  # safetensors' own checks (overlapping offsets, ...)
         raise GencliError(f"{where.weights_file}: unreadable safetensors ({error})") from None
     for name, array in arrays.items():
@@ -263,10 +258,13 @@ def load(plugin: Any, source: str | None, revision: str | None, device: Any, *, 
 # ---- writing ------------------------------------------------------------------------------------
 
 
-def load_tensors(path: Path) -> dict[str, Any]:
-    """A safetensors file as torch tensors. safetensors opens only UTF-8 paths: a path holding other bytes
-    (legal on Linux) is read into memory and parsed from there instead."""
-    from safetensors.torch import load, load_file
+def load_tensors(path: Path, *, numpy: bool = False) -> dict[str, Any]:
+    """A safetensors file as torch tensors (or numpy arrays, without importing torch). safetensors opens only
+    UTF-8 paths: a path holding other bytes (legal on Linux) is read into memory and parsed from there instead."""
+    if numpy:
+        from safetensors.numpy import load, load_file
+    else:
+        from safetensors.torch import load, load_file
 
     try:
         name = os.fsdecode(path)

@@ -76,26 +76,24 @@ def test_temperature_near_zero_is_greedy() -> None:
     assert runs[0] == runs[1]
 
 
-def test_uniform_model_scores_log2_vocab_bits(tmp_path) -> None:
-    """A model that predicts every character equally likely must score exactly log2(V) bits per char."""
-    text = "abcd" * 400
+def uniform_model_scores(tmp_path, text: str) -> dict[str, float]:
+    """evaluate() on ``text`` (held-out tail included) by a model that finds 'abcd' equally likely."""
     (tmp_path / "t.txt").write_text(text)
     model, config = tiny_model(vocab="abcd")
     with torch.no_grad():
         model.head.weight.zero_()
         model.head.bias.zero_()
-        metrics = plugin.evaluate(model, config, EvalOptions(seq_length=16),
-                                  EvalRequest(str(tmp_path / "t.txt"), torch.device("cpu"), 0))
+        return plugin.evaluate(model, config, EvalOptions(seq_length=16),
+                               EvalRequest(str(tmp_path / "t.txt"), torch.device("cpu"), 0))
+
+
+def test_uniform_model_scores_log2_vocab_bits(tmp_path) -> None:
+    """A model that predicts every character equally likely must score exactly log2(V) bits per char."""
+    metrics = uniform_model_scores(tmp_path, "abcd" * 400)
     assert metrics["bits_per_char"] == pytest.approx(math.log2(4), abs=1e-5)
 
 
 def test_a_short_text_is_scored_on_its_few_held_out_characters(tmp_path) -> None:
     """100 characters hold out a tail of 5: fewer than the 16 evaluation streams (it divided by zero)."""
-    (tmp_path / "t.txt").write_text("abcd" * 25)
-    model, config = tiny_model(vocab="abcd")
-    with torch.no_grad():
-        model.head.weight.zero_()
-        model.head.bias.zero_()
-        metrics = plugin.evaluate(model, config, EvalOptions(seq_length=16),
-                                  EvalRequest(str(tmp_path / "t.txt"), torch.device("cpu"), 0))
+    metrics = uniform_model_scores(tmp_path, "abcd" * 25)
     assert metrics["bits_per_char"] == pytest.approx(2.0, abs=1e-5) and 0 < metrics["characters"] < 16

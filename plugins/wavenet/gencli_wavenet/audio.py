@@ -48,8 +48,9 @@ def mu_law_decode(classes: np.ndarray, mu: int = MU) -> np.ndarray:
 def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
     """Band-limited resampling with soxr (libsoxr, "HQ"): downsampling also low-passes, so nothing aliases.
 
-    It replaced a windowed-sinc resampler written here: ``benchmarks/resampler.py`` measured soxr about 1,000x
-    faster, with a 14 dB better passband and 80 dB more alias rejection, in the same run.
+    It replaced a windowed-sinc resampler written here: ``benchmarks/resampler.py`` measured soxr 330x
+    faster on an idle 2-core EPYC (0.009 against 2.97 s per minute of 44.1 kHz audio), with a 14 dB better
+    passband and 80 dB more alias rejection, in the same run.
     """
     import soxr
 

@@ -20,23 +20,9 @@ from gencli.plugin import SampleRequest
 from gencli_wavenet import Config, SampleOptions, arch, fused, plugin
 from gencli_wavenet.model import WaveNetModel
 from gencli_wavenet.sampling import prime, silence_prefix
+from wavenet_tiny import TINY, arrays_of, random_model
 
-TINY = {"layers_per_stack": 3, "stacks": 2, "residual_channels": 8, "gate_channels": 8, "skip_channels": 16}
 BUNDLE = Path(plugin.bundled_weights)
-
-
-def random_model(num_speakers: int = 3) -> tuple[WaveNetModel, Config]:
-    torch.manual_seed(0)
-    config = Config(**TINY, num_speakers=num_speakers)
-    model = WaveNetModel(config).eval()
-    with torch.no_grad():  # larger than default init so the logits are far from uniform
-        for p in model.parameters():
-            p.mul_(2.0)
-    return model, config
-
-
-def arrays_of(model: WaveNetModel) -> dict[str, np.ndarray]:
-    return {name: t.detach().numpy().copy() for name, t in model.state_dict().items()}
 
 
 def test_tensor_specs_are_the_models_state_dict() -> None:

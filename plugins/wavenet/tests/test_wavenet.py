@@ -14,8 +14,8 @@ from gencli_wavenet import Config, SampleOptions, TrainOptions, plugin
 from gencli_wavenet import audio
 from gencli_wavenet.model import WaveNetModel, prepare
 from gencli_wavenet.sampling import CachedStepper, NaiveStepper, draw, generate, prime
+from wavenet_tiny import TINY, arrays_of, random_model
 
-TINY = {"layers_per_stack": 3, "stacks": 2, "residual_channels": 8, "gate_channels": 8, "skip_channels": 16}
 
 
 def write_corpus(root, rate=16000, seconds=1.0) -> None:
@@ -43,20 +43,6 @@ class TestWaveNetContract(PluginContract):
     @pytest.fixture(autouse=True)
     def _data(self, corpus_dir, monkeypatch):
         monkeypatch.setattr(type(self), "data", str(corpus_dir))
-
-
-def random_model(num_speakers: int = 3, **overrides) -> tuple[WaveNetModel, Config]:
-    torch.manual_seed(0)
-    config = Config(**{**TINY, **overrides}, num_speakers=num_speakers)
-    model = WaveNetModel(config).eval()
-    with torch.no_grad():  # larger than default init so the logits are far from uniform
-        for p in model.parameters():
-            p.mul_(2.0)
-    return model, config
-
-
-def arrays_of(model: WaveNetModel) -> dict[str, np.ndarray]:
-    return {name: t.detach().numpy().copy() for name, t in model.state_dict().items()}
 
 
 def test_default_config_meets_the_paper_scale() -> None:
