@@ -30,8 +30,8 @@ if TYPE_CHECKING:  # the contract itself stays importable without torch or numpy
     import numpy as np
     import torch
 
-Modality = Literal["image", "text", "strokes", "audio"]
-MODALITIES: tuple[str, ...] = ("image", "text", "strokes", "audio")
+Modality = Literal["image", "text", "strokes", "audio", "trajectories"]
+MODALITIES: tuple[str, ...] = ("image", "text", "strokes", "audio", "trajectories")
 
 
 def option(default: Any, help: str, *, short: str | None = None, flag: bool = True,
@@ -108,7 +108,26 @@ class Audio:
     rate: int
 
 
-Output = Images | Text | Strokes | Audio
+@dataclass
+class Trajectories:
+    """Moving agents on a court or pitch, e.g. the five players of a basketball team and the ball.
+
+    ``positions``: float array (N, T, A, 2): N sequences (plays) of T frames, for each of A agents its (x, y)
+    in feet (or metres) with 0 <= x <= court[0] and 0 <= y <= court[1]. ``roles``: A unique names, one per
+    agent; the agent named ``"ball"`` is drawn dashed. ``court``: (length, width) of the area the agents move
+    in; (47, 50) is a basketball half court, drawn with its lines (x runs from the baseline to the half-court
+    line). ``rate``: frames per second. The writer (``gencli.trajectories``) draws an SVG court diagram (one
+    path per agent, start and end marked), an animated GIF (one frame per time step) or CSV rows
+    ``sequence,frame,agent,x,y``.
+    """
+
+    positions: np.ndarray
+    roles: list[str]
+    court: tuple[float, float] = (47.0, 50.0)
+    rate: float = 6.25
+
+
+Output = Images | Text | Strokes | Audio | Trajectories
 
 
 # ---- values the core passes to a plugin -----------------------------------------------------------------

@@ -18,12 +18,14 @@ from xml.sax.saxutils import escape
 
 from gencli.errors import GencliError, UsageError
 from gencli.files import is_terminal_device, open_target, output_target
-from gencli.plugin import Audio, Images, Output, Strokes, Text
+from gencli.plugin import Audio, Images, Output, Strokes, Text, Trajectories
 
 PROVENANCE_KEY = "gencli"
-EXTENSIONS = {Images: (".png",), Strokes: (".svg", ".png"), Audio: (".wav",), Text: (".txt", "")}
-KIND_NAMES = {Images: "PNG", Strokes: "SVG", Audio: "WAV", Text: "text"}
-KINDS = {"image": Images, "strokes": Strokes, "audio": Audio, "text": Text}
+EXTENSIONS = {Images: (".png",), Strokes: (".svg", ".png"), Audio: (".wav",), Text: (".txt", ""),
+              Trajectories: (".svg", ".gif", ".csv")}
+KIND_NAMES = {Images: "PNG", Strokes: "SVG", Audio: "WAV", Text: "text", Trajectories: "SVG"}
+KINDS = {"image": Images, "strokes": Strokes, "audio": Audio, "text": Text,
+         "trajectories": Trajectories}
 # Text may go to any file name except these: they would look like another format (or like a sidecar).
 NOT_TEXT_SUFFIXES = (".png", ".svg", ".wav", ".json")
 
@@ -58,6 +60,8 @@ def check_destination(modality: str, destination: str | None, stdout: IO[Any] | 
     elif suffix not in EXTENSIONS[kind]:
         allowed = " or ".join(e for e in EXTENSIONS[kind] if e)
         raise UsageError(f"-o {destination}: {modality} output is written as {allowed}")
+    if kind is Trajectories and suffix == ".csv" and "{i}" not in destination:
+        check_sidecar(sidecar_path(Path(destination)))
 
 
 def _is_terminal(stream: Any) -> bool:
@@ -88,6 +92,8 @@ def write(output: Output, destination: str | None, provenance: dict[str, Any], *
     stdout = stdout if stdout is not None else sys.stdout
     if isinstance(output, Images) and scale != 1:
         output = scaled(output, scale)
+    if isinstance(output, Trajectories):
+        return _write_trajectories(output, destination, provenance, default_stem, stdout)
     if isinstance(output, Text):
         return [_write_text(output, destination, provenance, stdout)]
     kind = type(output)
@@ -112,6 +118,35 @@ def write(output: Output, destination: str | None, provenance: dict[str, Any], *
         return paths
     _write_file(Path(destination), encode(output, Path(destination).suffix.lower(), provenance))
     return [destination]
+
+
+def _write_trajectories(output: Trajectories, destination: str | None, provenance: dict[str, Any],
+                        default_stem: str, stdout: IO[Any]) -> list[str]:
+    """SVG (stdout's format too), GIF or CSV by the suffix; a CSV file's provenance goes to its sidecar."""
+    from gencli import trajectories
+
+    if destination is None:
+        destination = "-" if not _is_terminal(stdout) else default_path(default_stem, ".svg")
+    if destination == "-":
+        if _is_terminal(stdout):
+            raise UsageError("refusing to write SVG to a terminal; pipe it or use -o FILE")
+        binary = getattr(stdout, "buffer", stdout)
+        binary.write(trajectories.svg_bytes(output, provenance))
+        binary.flush()
+        return ["-"]
+    paths = []
+    for i, one in enumerate(split(output) if "{i}" in destination else [output]):
+        path = Path(destination.replace("{i}", str(i)))
+        record = {**provenance, "index": i} if "{i}" in destination else provenance
+        if path.suffix.lower() == ".csv" and not output_target(path).stream:
+            check_sidecar(sidecar_path(path))
+            _write_file(path, trajectories.csv_bytes(one))
+            sidecar = trajectories.csv_provenance(one, record)
+            _write_file(sidecar_path(path), (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+        else:
+            _write_file(path, trajectories.encode(one, path.suffix.lower(), record))
+        paths.append(str(path))
+    return paths
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -183,6 +218,9 @@ def split(output: Output) -> list[Output]:
         return [Audio(output.samples[i : i + 1], output.rate) for i in range(len(output.samples))]
     if isinstance(output, Strokes):
         return [Strokes([line]) for line in output.lines]
+    if isinstance(output, Trajectories):
+        return [Trajectories(output.positions[i : i + 1], output.roles, output.court, output.rate)
+                for i in range(len(output.positions))]
     raise TypeError(type(output))
 
 

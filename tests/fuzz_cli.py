@@ -51,7 +51,7 @@ QUICK_EVALUATE = {
     "cgan": ["--samples", "50"], "rbm": ["--ais-runs", "2", "--ais-betas", "20"],
     "dbm": ["--ais-runs", "2", "--ais-betas", "20", "--mean-field-steps", "2"], "handwriting": ["--max-lines", "2"],
 }
-SUFFIX = {"image": ".png", "audio": ".wav", "strokes": ".svg", "text": ".txt"}
+SUFFIX = {"image": ".png", "audio": ".wav", "strokes": ".svg", "text": ".txt", "trajectories": ".svg"}
 
 
 def declarations() -> dict[str, Any]:
