@@ -87,10 +87,15 @@ SAMPLE_FLAGS = [
     Flag("n", int, "Number of samples.", short="-n", default=1, minimum=1, maximum=10_000),
     COMMON["seed"], COMMON["weights"], COMMON["revision"], COMMON["device"], COMMON["threads"], COMMON["quiet"],
 ]
-# Only image plugins get --scale: a WAV or a text has no pixels to enlarge.
+# Only image (and video) plugins get --scale: a WAV or a text has no pixels to enlarge.
 IMAGE_SAMPLE_FLAGS = [
     Flag("scale", int, "Enlarge images K times (nearest neighbour: every pixel a K x K block), for viewing.",
          default=1, minimum=1, maximum=64),
+]
+# Clips (video plugins) get --scale too, and --strip: a PNG strip of frames where no file name says which format.
+VIDEO_SAMPLE_FLAGS = IMAGE_SAMPLE_FLAGS + [
+    Flag("strip", bool, "Write the clips as a PNG strip of frames (one row per clip) instead of an animated GIF, "
+         "for stdout or the default name; '-o NAME.png' does the same.", default=False, negatable=False),
 ]
 EVALUATE_FLAGS = [
     COMMON["weights"], COMMON["revision"],
@@ -133,10 +138,13 @@ TRAIN_FLAGS = [
     COMMON["quiet"],
 ]
 CORE_FLAGS: dict[str, frozenset[str]] = {
-    "sample": frozenset(f.dest for f in SAMPLE_FLAGS + IMAGE_SAMPLE_FLAGS),
+    "sample": frozenset(f.dest for f in SAMPLE_FLAGS + VIDEO_SAMPLE_FLAGS),
     "evaluate": frozenset(f.dest for f in EVALUATE_FLAGS),
     "train": frozenset(f.dest for f in TRAIN_FLAGS),
 }
+
+
+MODALITY_SAMPLE_FLAGS = {"image": IMAGE_SAMPLE_FLAGS, "video": VIDEO_SAMPLE_FLAGS}
 
 
 def dataclass_flags(cls: type, group: str) -> list[Flag]:
@@ -175,7 +183,7 @@ def plugin_flags(verb: str, plugin: Any) -> list[Flag]:
     """Every flag of `gencli VERB PLUGIN`: the core's, then the plugin's, with what only this plugin knows
     (its preset names and bundled weights for completion; --scale for image outputs)."""
     if verb == "sample":
-        core = SAMPLE_FLAGS + (IMAGE_SAMPLE_FLAGS if plugin.modality == "image" else [])
+        core = SAMPLE_FLAGS + MODALITY_SAMPLE_FLAGS.get(plugin.modality, [])
         flags = core + dataclass_flags(plugin.SampleOptions, "SampleOptions")
     elif verb == "evaluate":
         flags = EVALUATE_FLAGS + dataclass_flags(plugin.EvalOptions, "EvalOptions")

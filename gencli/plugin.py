@@ -30,8 +30,8 @@ if TYPE_CHECKING:  # the contract itself stays importable without torch or numpy
     import numpy as np
     import torch
 
-Modality = Literal["image", "text", "strokes", "audio", "trajectories"]
-MODALITIES: tuple[str, ...] = ("image", "text", "strokes", "audio", "trajectories")
+Modality = Literal["image", "text", "strokes", "audio", "video", "trajectories"]
+MODALITIES: tuple[str, ...] = ("image", "text", "strokes", "audio", "video", "trajectories")
 
 
 def option(default: Any, help: str, *, short: str | None = None, flag: bool = True,
@@ -109,6 +109,22 @@ class Audio:
 
 
 @dataclass
+class Clips:
+    """Short videos: ``frames`` is a uint8 array (N, T, H, W, C) with C in {1, 3}, N clips of T frames each, to
+    be played at ``fps`` frames per second.
+
+    The writer (``gencli.video``) makes an animated GIF by default, the N clips tiled into one animated grid
+    ``columns`` wide (None: near-square); a ``.png`` path (or ``--strip``) gives a strip, one row of T frames per
+    clip; ``{t}`` in the path writes one PNG per frame and ``{i}`` one file per clip. GIF stores frame times in
+    1/100 s, and a frame identical to the one before it is merged into it (the total time is kept).
+    """
+
+    frames: np.ndarray
+    fps: float = 10.0
+    columns: int | None = None
+
+
+@dataclass
 class Trajectories:
     """Moving agents on a court or pitch, e.g. the five players of a basketball team and the ball.
 
@@ -127,7 +143,7 @@ class Trajectories:
     rate: float = 6.25
 
 
-Output = Images | Text | Strokes | Audio | Trajectories
+Output = Images | Text | Strokes | Audio | Clips | Trajectories
 
 
 # ---- values the core passes to a plugin -----------------------------------------------------------------

@@ -88,10 +88,11 @@ class SampleProgress:
 
 
 def run_sample(plugin: Any, options: Any, *, output: str | None, n: int, seed: int, weights: str | None,
-               revision: str | None, device: str, quiet: bool, threads: int | None = None, scale: int = 1) -> None:
+               revision: str | None, device: str, quiet: bool, threads: int | None = None, scale: int = 1,
+               strip: bool = False) -> None:
     if n < 1:
         raise UsageError("-n must be at least 1")
-    writers.check_destination(plugin.modality, output)  # fail before loading anything
+    writers.check_destination(plugin.modality, output, strip=strip)  # fail before loading anything
     from gencli import weights as weights_module
 
     located = weights_module.locate(plugin, weights, revision, quiet=quiet)  # torch-free checks first
@@ -124,7 +125,7 @@ def run_sample(plugin: Any, options: Any, *, output: str | None, n: int, seed: i
             result = generate(SampleRequest(n, seed, target, progress=progress.update))
             progress.close()
             # Text streams lazily, so writing happens inside inference mode too.
-            written = writers.write(result, output, provenance, default_stem=plugin.name, scale=scale)
+            written = writers.write(result, output, provenance, default_stem=plugin.name, scale=scale, strip=strip)
     finally:
         progress.close()
     if not quiet and written != ["-"]:

@@ -26,9 +26,9 @@ import subprocess
 import sys
 from typing import Any, ClassVar
 
-from gencli.plugin import Audio, EvalRequest, Images, SampleRequest, Strokes, Text, Trajectories, option_fields
+from gencli.plugin import Audio, Clips, EvalRequest, Images, SampleRequest, Strokes, Text, Trajectories, option_fields
 
-OUTPUT_TYPES = {"image": Images, "text": Text, "strokes": Strokes, "audio": Audio,
+OUTPUT_TYPES = {"image": Images, "text": Text, "strokes": Strokes, "audio": Audio, "video": Clips,
                 "trajectories": Trajectories}
 
 
@@ -42,6 +42,8 @@ def payload(output: Any) -> bytes:
         return np.ascontiguousarray(output.pixels).tobytes()
     if isinstance(output, Audio):
         return np.ascontiguousarray(output.samples).tobytes()
+    if isinstance(output, Clips):
+        return np.ascontiguousarray(output.frames).tobytes()
     if isinstance(output, Trajectories):
         return np.ascontiguousarray(output.positions).tobytes()
     return b"".join(np.ascontiguousarray(line).tobytes() for line in output.lines)

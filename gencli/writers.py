@@ -1,7 +1,8 @@
-"""Write a plugin's output (PNG, text, SVG, WAV) to a file or stdout, with its provenance inside.
+"""Write a plugin's output (PNG, text, SVG, WAV, GIF) to a file or stdout, with its provenance inside.
 
 Provenance (plugin, weights id and sha256, seed, options) goes where each format keeps metadata: a PNG tEXt
-chunk, an SVG <metadata> element, a WAV LIST/INFO comment, a ``.json`` sidecar for text files.
+chunk, an SVG <metadata> element, a WAV LIST/INFO comment, a GIF comment (clips: see gencli.video), a ``.json``
+sidecar for text files.
 Binary output is never written to a terminal.
 """
 
@@ -18,13 +19,13 @@ from xml.sax.saxutils import escape
 
 from gencli.errors import GencliError, UsageError
 from gencli.files import is_terminal_device, open_target, output_target
-from gencli.plugin import Audio, Images, Output, Strokes, Text, Trajectories
+from gencli.plugin import Audio, Clips, Images, Output, Strokes, Text, Trajectories
 
 PROVENANCE_KEY = "gencli"
 EXTENSIONS = {Images: (".png",), Strokes: (".svg", ".png"), Audio: (".wav",), Text: (".txt", ""),
-              Trajectories: (".svg", ".gif", ".csv")}
-KIND_NAMES = {Images: "PNG", Strokes: "SVG", Audio: "WAV", Text: "text", Trajectories: "SVG"}
-KINDS = {"image": Images, "strokes": Strokes, "audio": Audio, "text": Text,
+              Clips: (".gif", ".png"), Trajectories: (".svg", ".gif", ".csv")}
+KIND_NAMES = {Images: "PNG", Strokes: "SVG", Audio: "WAV", Text: "text", Clips: "GIF", Trajectories: "SVG"}
+KINDS = {"image": Images, "strokes": Strokes, "audio": Audio, "text": Text, "video": Clips,
          "trajectories": Trajectories}
 # Text may go to any file name except these: they would look like another format (or like a sidecar).
 NOT_TEXT_SUFFIXES = (".png", ".svg", ".wav", ".json")
@@ -33,9 +34,12 @@ NOT_TEXT_SUFFIXES = (".png", ".svg", ".wav", ".json")
 # ---- destinations -------------------------------------------------------------------------------
 
 
-def check_destination(modality: str, destination: str | None, stdout: IO[Any] | None = None) -> None:
+def check_destination(modality: str, destination: str | None, stdout: IO[Any] | None = None, *,
+                      strip: bool = False) -> None:
     """Fail before any model work when the output cannot be written where asked."""
     kind = KINDS[modality]
+    if kind is Clips:
+        check_clip_destination(destination, strip)
     if destination in (None, "-"):
         if destination == "-" and kind is not Text and _is_terminal(stdout):
             raise UsageError(f"refusing to write {KIND_NAMES[kind]} to a terminal; pipe it or use -o FILE")
@@ -45,7 +49,7 @@ def check_destination(modality: str, destination: str | None, stdout: IO[Any] | 
     parent = Path(destination).parent
     if not parent.is_dir():
         raise UsageError(f"-o {destination}: folder {parent} does not exist")
-    target = output_target(Path(destination)) if "{i}" not in destination else None
+    target = output_target(Path(destination)) if "{i}" not in destination and "{t}" not in destination else None
     if target is not None and target.stream:  # /dev/null or a named pipe: any name will do
         if kind is not Text and is_terminal_device(target.path):
             raise UsageError(f"-o {destination}: refusing to write {KIND_NAMES[kind]} to a terminal")
@@ -62,6 +66,15 @@ def check_destination(modality: str, destination: str | None, stdout: IO[Any] | 
         raise UsageError(f"-o {destination}: {modality} output is written as {allowed}")
     if kind is Trajectories and suffix == ".csv" and "{i}" not in destination:
         check_sidecar(sidecar_path(Path(destination)))
+
+
+def check_clip_destination(destination: str | None, strip: bool) -> None:
+    """What only clips have: '{t}' (one PNG per frame) and --strip, which both mean PNG, never GIF."""
+    suffix = Path(destination).suffix.lower() if destination not in (None, "-") else ""
+    if strip and suffix == ".gif":
+        raise UsageError(f"-o {destination}: --strip writes a PNG strip of frames; use a .png name")
+    if destination is not None and "{t}" in destination and suffix != ".png":
+        raise UsageError(f"-o {destination}: '{{t}}' writes one PNG per frame; use a .png name")
 
 
 def _is_terminal(stream: Any) -> bool:
@@ -82,16 +95,19 @@ def default_path(stem: str, suffix: str) -> str:
 
 
 def write(output: Output, destination: str | None, provenance: dict[str, Any], *, default_stem: str,
-          stdout: IO[Any] | None = None, scale: int = 1) -> list[str]:
+          stdout: IO[Any] | None = None, scale: int = 1, strip: bool = False) -> list[str]:
     """Write ``output``; returns the paths written ('-' for stdout).
 
     ``destination`` None means stdout for text, and for binary output stdout when it is a pipe or a file,
     else a new file named after the plugin. '-' is stdout, refused for binary output at a terminal.
-    ``scale`` K enlarges Images K times (nearest neighbour) as they are encoded.
+    ``scale`` K enlarges Images and Clips K times (nearest neighbour) as they are encoded. ``strip`` writes
+    Clips as a PNG strip of frames where no file name says which format (stdout, or the default name).
     """
     stdout = stdout if stdout is not None else sys.stdout
     if isinstance(output, Images) and scale != 1:
         output = scaled(output, scale)
+    if isinstance(output, Clips):
+        return _write_clips(output, destination, provenance, default_stem, stdout, scale, strip)
     if isinstance(output, Trajectories):
         return _write_trajectories(output, destination, provenance, default_stem, stdout)
     if isinstance(output, Text):
@@ -147,6 +163,38 @@ def _write_trajectories(output: Trajectories, destination: str | None, provenanc
             _write_file(path, trajectories.encode(one, path.suffix.lower(), record))
         paths.append(str(path))
     return paths
+
+
+def _write_clips(output: Clips, destination: str | None, provenance: dict[str, Any], default_stem: str,
+                 stdout: IO[Any], scale: int, strip: bool) -> list[str]:
+    from gencli import video
+
+    check_clip_destination(destination, strip)
+    if scale != 1:
+        frames = video.checked_frames(output)
+        check_scale(scale, frames[:, 0], frames.shape[1])
+        output = video.scaled_clips(output, scale)
+    suffix = video.PNG_SUFFIX if strip else video.GIF_SUFFIX
+    if destination is None:
+        destination = "-" if not _is_terminal(stdout) else default_path(default_stem, suffix)
+    if destination == "-":
+        if _is_terminal(stdout):
+            raise UsageError(f"refusing to write {suffix[1:].upper()} to a terminal; pipe it or use -o FILE")
+        binary = getattr(stdout, "buffer", stdout)
+        binary.write(video.encode_clips(output, suffix, provenance))
+        binary.flush()
+        return ["-"]
+    if "{t}" in destination:
+        files = video.frame_files(output, destination, provenance)
+    elif "{i}" in destination:
+        files = [(destination.replace("{i}", str(i)),
+                  video.encode_clips(one, Path(destination).suffix.lower(), {**provenance, "index": i}))
+                 for i, one in enumerate(video.split_clips(output))]
+    else:
+        files = [(destination, video.encode_clips(output, Path(destination).suffix.lower(), provenance))]
+    for path, data in files:
+        _write_file(Path(path), data)
+    return [path for path, _ in files]
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -264,16 +312,22 @@ def scaled(images: Images, scale: int) -> Images:
     """Each pixel a ``scale`` x ``scale`` block (nearest neighbour keeps the pixels crisp, as generated)."""
     import numpy as np
 
-    if not isinstance(scale, int) or scale < 1:
-        raise UsageError(f"--scale {scale}: must be a whole number of at least 1")
     pixels = np.asarray(images.pixels)
     if pixels.ndim != 4:  # grid() reports the shape problem
         return images
-    if pixels.size * scale * scale > MAX_SCALED_VALUES:  # a -n 10000 --scale 64 grid would be tens of GB
+    check_scale(scale, pixels)
+    return Images(pixels.repeat(scale, axis=1).repeat(scale, axis=2), images.columns)  # (N, H*K, W*K, C)
+
+
+def check_scale(scale: int, pixels: Any, frames: int = 1) -> None:
+    """Refuse a --scale that is not a whole number >= 1, or that would blow ``pixels`` (N, H, W, C), shown
+    ``frames`` times, up past MAX_SCALED_VALUES."""
+    if not isinstance(scale, int) or scale < 1:
+        raise UsageError(f"--scale {scale}: must be a whole number of at least 1")
+    if pixels.size * frames * scale * scale > MAX_SCALED_VALUES:  # a -n 10000 --scale 64 grid would be tens of GB
         raise UsageError(f"--scale {scale}: {len(pixels):,} images of {pixels.shape[2]}x{pixels.shape[1]} would "
                          f"make more than {MAX_SCALED_VALUES // 10**6} million pixel values; use a smaller "
                          "--scale or -n")
-    return Images(pixels.repeat(scale, axis=1).repeat(scale, axis=2), images.columns)  # (N, H*K, W*K, C)
 
 
 def png_bytes(image: Any, provenance: dict[str, Any]) -> bytes:
