@@ -56,6 +56,8 @@ def _options_body(name: str, flags: list[Flag], group: str, runner: tuple[str, s
 
 
 def sample_body(name: str, flags: list[Flag]) -> Callable[[dict[str, Any]], None]:
+    if any(flag.dest == "input" and flag.group == "core" for flag in flags):  # the plugin declares image_input
+        return _options_body(name, flags, "SampleOptions", ("gencli.image_sampling", "run_image_sample"))
     return _options_body(name, flags, "SampleOptions", ("gencli.sampling", "run_sample"))
 
 

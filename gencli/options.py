@@ -190,6 +190,10 @@ def plugin_flags(verb: str, plugin: Any) -> list[Flag]:
     else:
         flags = TRAIN_FLAGS + dataclass_flags(plugin.Config, "Config") + dataclass_flags(plugin.TrainOptions,
                                                                                          "TrainOptions")
+    if verb == "sample" and getattr(plugin, "image_input", None) is not None:
+        # Image in, image out: --input, and no viewing --scale (the name is free for the plugin's own factor).
+        kept = [f for f in flags if not (f.group == "core" and f.dest == "scale")]
+        flags = [input_flag(plugin.image_input)] + kept
     weights = getattr(plugin, "bundled_weights", None)
     specific = []
     for flag in flags:
@@ -199,6 +203,18 @@ def plugin_flags(verb: str, plugin: Any) -> list[Flag]:
             flag = dataclasses.replace(flag, weights_folder=Path(weights))
         specific.append(flag)
     return specific
+
+
+def input_flag(declared: Any) -> Flag:
+    """``--input PATH|DIR|-`` of a plugin that declares ``image_input`` (gencli.plugin.ImageInput)."""
+    return Flag("input", str, declared.help, short="-i", show_default=False)
+
+
+def core_flag_names(verb: str, plugin: Any) -> frozenset[str]:
+    """The core's flags of `gencli VERB PLUGIN`, which the plugin's own options must not shadow."""
+    if verb == "sample" and getattr(plugin, "image_input", None) is not None:
+        return (CORE_FLAGS[verb] - {"scale"}) | {"input"}
+    return CORE_FLAGS[verb]
 
 
 # ---- bounds ---------------------------------------------------------------------------------------------

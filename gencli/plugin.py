@@ -80,7 +80,8 @@ class Preset:
 
 @dataclass
 class Images:
-    """``pixels``: uint8 array (N, H, W, C) with C in {1, 3}. A grid is laid out by the writer."""
+    """``pixels``: uint8 array (N, H, W, C) with C in {1, 3}, or 2 and 4 (greyscale and RGB with alpha: an
+    --input image's transparency kept). A grid is laid out by the writer."""
 
     pixels: np.ndarray
     columns: int | None = None  # grid width; None lets the writer choose a near-square grid
@@ -162,6 +163,61 @@ class SampleRequest:
     # realtime_rate (output units per second of real time, e.g. 16000 for 16 kHz audio) the core also shows
     # the real-time factor. The core draws a bar at a terminal and prints one summary line otherwise.
     progress: Callable[..., None] = no_progress
+    # The one --input image this call works on, for a plugin that declares ``image_input`` (see ImageInput);
+    # None for every other plugin (and for ImageInput(required=False) without --input).
+    input: InputImage | None = None
+
+
+# ---- image input: plugins that turn an image into an image ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """Declared as ``image_input = ImageInput(...)`` by a plugin whose ``sample`` works on an image the user
+    gives (super-resolution, image-to-image translation). A plugin without the attribute takes no image.
+
+    The core then adds ``--input PATH|DIR|-`` to `gencli sample PLUGIN` and leaves out the viewing-only
+    ``--scale`` (so the plugin may declare an option of that name, e.g. a super-resolution factor):
+
+    * ``PATH`` is one image file, ``DIR`` every PNG/JPEG directly in that folder (in name order), ``-`` one
+      PNG or JPEG read from stdin.
+    * Every input is checked before the model loads: readable, a format Pillow knows, at most
+      ``max_pixels`` pixels (a decompression bomb is refused from its header; None: the core's limit,
+      ``gencli.data.images.MAX_IMAGE_PIXELS``). A bad one ends the command with one error line.
+    * Inputs are decoded one at a time, just before their turn (a folder of large photos holds one image in
+      memory): EXIF orientation applied (``ImageOps.exif_transpose``), palette and 16-bit images brought to
+      8 bits, then converted to ``channels``: 1 (greyscale), 3 (RGB) or None (1 for a greyscale file, 3
+      otherwise). Transparency is never mixed into the colours: it comes separately, as ``InputImage.alpha``.
+    * ``sample`` is called once per input, with ``request.input`` the decoded :class:`InputImage`, the torch
+      generators reseeded with ``--seed`` (an output depends on its input and the seed, not on the other
+      inputs) and ``request.n`` = ``-n``. It returns ``Images`` for that one input, e.g. (n, H', W', C); C may be
+      2 or 4 (greyscale or RGB plus alpha) to keep the input's transparency. A large input is the plugin's to
+      tile (``gencli.tiling.tiled``) so memory stays bounded.
+    * Outputs: ``-o out.png`` or ``-o -`` (stdout) for one input; ``-o out/`` (a trailing slash or an existing
+      folder) writes ``out/<stem>.png`` per input; ``{stem}`` in a path is each input's file name without its
+      suffix (``stdin`` for ``-``); ``{i}`` still numbers the -n samples. Without ``-o`` one input goes to
+      stdout when that is a pipe, else to ``<stem>-<plugin>.png`` (never replacing a file); a folder of inputs
+      needs ``-o``. Two inputs mapped to one output, or an output that would replace an input, are refused
+      before any work. Each output's provenance records its input (``"input": {"name", "sha256"}``).
+    * ``required=False``: without ``--input``, ``sample`` is called once with ``request.input`` None (e.g. to
+      work on the plugin's own held-out images).
+    """
+
+    channels: int | None = 3
+    required: bool = True
+    max_pixels: int | None = None
+    help: str = "Image to work on: a PNG/JPEG file, a folder of them (one output each), or '-' for stdin."
+
+
+@dataclass
+class InputImage:
+    """One decoded ``--input`` image, as ``SampleRequest.input`` carries it to the plugin."""
+
+    pixels: np.ndarray  # uint8 (H, W, C), C = ImageInput.channels (1 or 3), upright (EXIF applied)
+    alpha: np.ndarray | None  # uint8 (H, W) when the file has transparency, else None
+    name: str  # the file's name, "-" for stdin (for messages and provenance)
+    stem: str  # the name without its suffix ("stdin" for -), what {stem} becomes
+    sha256: str  # of the file's bytes, recorded in the output's provenance
 
 
 @dataclass
@@ -229,6 +285,7 @@ class Plugin(Protocol):
     train_defaults: Mapping[str, Any]  # overrides of the engine's defaults: steps, batch_size, lr, ...
     default_data: str  # what `--data` means when omitted, one line
     bundled_weights: Path | None  # folder with config.json + model.safetensors, or None
+    # Optional: ``image_input = ImageInput(...)`` for a plugin whose sample takes --input images (see ImageInput).
 
     def build(self, config: Any) -> torch.nn.Module:
         """Construct the model for ``config``; must also work under ``torch.device("meta")``."""

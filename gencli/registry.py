@@ -126,7 +126,7 @@ def check_plugin(plugin: Any, expected_name: str | None = None) -> None:
         raise ContractError("bundled_weights must be a path or None")
     # Option names must not shadow the core's own flags of the same command, and every option must be
     # a type Typer can parse (checked here, not when a command is built, so `list` reports it).
-    from gencli.options import CORE_FLAGS, dataclass_flags  # imported late to keep the module graph one-way
+    from gencli.options import core_flag_names, dataclass_flags  # imported late: the module graph stays one-way
 
     for verb, classes in (("sample", ("SampleOptions",)), ("evaluate", ("EvalOptions",)),
                           ("train", ("TrainOptions", "Config"))):
@@ -137,7 +137,7 @@ def check_plugin(plugin: Any, expected_name: str | None = None) -> None:
             except ValueError as error:
                 raise ContractError(str(error)) from None
             for flag in flags:
-                if flag.dest in CORE_FLAGS[verb]:
+                if flag.dest in core_flag_names(verb, plugin):
                     raise ContractError(f"{cls_name}.{flag.dest} clashes with the core flag {flag.long}")
                 if flag.dest in seen:
                     raise ContractError(f"{cls_name}.{flag.dest} is also declared in {seen[flag.dest]}")

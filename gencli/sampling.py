@@ -93,36 +93,14 @@ def run_sample(plugin: Any, options: Any, *, output: str | None, n: int, seed: i
     if n < 1:
         raise UsageError("-n must be at least 1")
     writers.check_destination(plugin.modality, output, strip=strip)  # fail before loading anything
-    from gencli import weights as weights_module
-
-    located = weights_module.locate(plugin, weights, revision, quiet=quiet)  # torch-free checks first
-    numpy_path = numpy_sampler_of(plugin, located.config, options, device, threads)
-    if numpy_path is not None:  # no torch at all: importing it would cost more than many a sample
-        loaded = weights_module.load_located_arrays(located, numpy_path.tensors)
-        seed_without_torch(seed)
-        inference: Any = contextlib.nullcontext()
-        target: Any = "cpu"
-
-        def generate(request: SampleRequest) -> Any:
-            return numpy_path.sample(loaded.model, request)
-    else:
-        import torch
-
-        from gencli.device import resolve_device, seed_everything, set_threads
-
-        target = resolve_device(device)
-        set_threads(threads, target, "sample")
-        loaded = weights_module.load_located(plugin, located, target)
-        seed_everything(seed)
-        inference = torch.inference_mode()
-
-        def generate(request: SampleRequest) -> Any:
-            return plugin.sample(loaded.model, loaded.config, options, request)
-    provenance = provenance_of(plugin, loaded, seed, options)
+    sampler = load_sampler(plugin, options, weights=weights, revision=revision, device=device, threads=threads,
+                           quiet=quiet)
+    sampler.reseed(seed)
+    provenance = provenance_of(plugin, sampler.loaded, seed, options)
     progress = SampleProgress(quiet=quiet, description=f"sample {plugin.name}")
     try:
-        with inference:
-            result = generate(SampleRequest(n, seed, target, progress=progress.update))
+        with sampler.inference():
+            result = sampler.generate(SampleRequest(n, seed, sampler.target, progress=progress.update))
             progress.close()
             # Text streams lazily, so writing happens inside inference mode too.
             written = writers.write(result, output, provenance, default_stem=plugin.name, scale=scale, strip=strip)
@@ -130,6 +108,54 @@ def run_sample(plugin: Any, options: Any, *, output: str | None, n: int, seed: i
         progress.close()
     if not quiet and written != ["-"]:
         print(f"wrote {', '.join(written)}", file=sys.stderr)
+
+
+@dataclasses.dataclass
+class Sampler:
+    """Loaded weights ready to sample: the plugin's torch model, or its torch-free ``numpy_path`` and arrays."""
+
+    plugin: Any
+    options: Any
+    loaded: Any  # gencli.weights.LoadedModel
+    target: Any  # the torch device, or "cpu" on the torch-free path
+    numpy_path: NumpySampler | None = None
+
+    def reseed(self, seed: int) -> None:
+        if self.numpy_path is not None:
+            seed_without_torch(seed)
+        else:
+            from gencli.device import seed_everything
+
+            seed_everything(seed)
+
+    def inference(self) -> Any:
+        if self.numpy_path is not None:
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.inference_mode()
+
+    def generate(self, request: SampleRequest) -> Any:
+        if self.numpy_path is not None:
+            return self.numpy_path.sample(self.loaded.model, request)
+        return self.plugin.sample(self.loaded.model, self.loaded.config, self.options, request)
+
+
+def load_sampler(plugin: Any, options: Any, *, weights: str | None, revision: str | None, device: str,
+                 threads: int | None, quiet: bool) -> Sampler:
+    """Locate, check and load the weights: torch-free where the plugin offers it and the CPU is certain."""
+    from gencli import weights as weights_module
+
+    located = weights_module.locate(plugin, weights, revision, quiet=quiet)  # torch-free checks first
+    numpy_path = numpy_sampler_of(plugin, located.config, options, device, threads)
+    if numpy_path is not None:  # no torch at all: importing it would cost more than many a sample
+        return Sampler(plugin, options, weights_module.load_located_arrays(located, numpy_path.tensors), "cpu",
+                       numpy_path)
+    from gencli.device import resolve_device, set_threads
+
+    target = resolve_device(device)
+    set_threads(threads, target, "sample")
+    return Sampler(plugin, options, weights_module.load_located(plugin, located, target), target)
 
 
 # ---- the torch-free path --------------------------------------------------------------------------------------

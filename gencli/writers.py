@@ -290,8 +290,8 @@ def grid(pixels: Any, columns: int | None = None, pad: int = 2, pad_value: int =
     import numpy as np
 
     pixels = np.asarray(pixels)
-    if pixels.ndim != 4 or pixels.dtype != np.uint8 or pixels.shape[-1] not in (1, 3):
-        raise ValueError(f"Images.pixels must be uint8 (N, H, W, 1|3), got {pixels.dtype} {pixels.shape}")
+    if pixels.ndim != 4 or pixels.dtype != np.uint8 or pixels.shape[-1] not in (1, 2, 3, 4):
+        raise ValueError(f"Images.pixels must be uint8 (N, H, W, 1|2|3|4), got {pixels.dtype} {pixels.shape}")
     n, h, w, c = pixels.shape
     if n == 1:
         return pixels[0]

@@ -167,11 +167,12 @@ def load_folder(source: str, size: int, channels: int | None = None) -> ImageSet
     return ImageSet(pixels, labels, classes, f"{source} ({len(arrays):,} {kind} images at {size}x{size}{labelled})")
 
 
-def open_image(path: Path | str) -> Any:
-    """PIL's lazy open (the header only), refusing an image over MAX_IMAGE_PIXELS before its pixels load."""
+def open_image(path: Path | str | Any, max_pixels: int = MAX_IMAGE_PIXELS) -> Any:
+    """PIL's lazy open (the header only) of a path or binary file, refusing an image over ``max_pixels`` before
+    its pixels load."""
     from PIL import Image
 
-    limit = f"the {MAX_IMAGE_PIXELS // 10**6} million pixels an input image may have"
+    limit = f"the {max_pixels / 10**6:g} million pixels an input image may have"
     try:
         with warnings.catch_warnings():  # PIL warns above 89 M pixels; the check below speaks for itself
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -179,7 +180,7 @@ def open_image(path: Path | str) -> Any:
     except Image.DecompressionBombError:  # PIL's own, far higher limit, checked as it reads the header
         raise ValueError(f"far more than {limit}") from None
     width, height = image.size
-    if width * height > MAX_IMAGE_PIXELS:
+    if width * height > max_pixels:
         image.close()
         raise ValueError(f"{width:,} x {height:,} pixels is more than {limit}")
     return image
