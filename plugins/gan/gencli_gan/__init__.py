@@ -5,7 +5,7 @@ All three share one training step (``training.py``): the discriminator and the g
 simultaneously from ONE scalar whose single backward pass gives each player the gradient of its own loss,
 with the non-saturating generator loss -log D(G(z)). Evaluation (``evaluation.py``) follows the GAN paper's
 Parzen-window protocol and adds a Frechet distance and label coverage in the feature space of a small digit
-classifier that gencli trains itself (``digits.py``; not the Inception network, so not "FID").
+classifier that gencli trains itself (``gencli.metrics.digits``; not the Inception network, so not "FID").
 
 This module is the declaration and stays torch-free; everything else is imported on first use.
 """

@@ -5,28 +5,23 @@ each next to the same figure for the training images themselves (the ``*_train_r
   validation split; the test split's mean log-likelihood (nats) and its standard error are reported. The
   reference puts the centres on the training images instead (4,000 for the embedded data).
 * digit features (labelled data only): ``frechet_digit_distance`` between the samples' and the test images'
-  features in gencli's own digit classifier (see digits.py: not Inception, not an FID), ``label_coverage`` and
-  ``label_entropy_nats`` of the classifier's predictions, and for cgan ``conditional_label_accuracy``, how
-  often the classifier names the class each sample was asked for.
+  features in gencli's own digit classifier (gencli.metrics.digits: not Inception, not an FID),
+  ``label_coverage`` and ``label_entropy_nats`` of the classifier's predictions, and for cgan
+  ``conditional_label_accuracy``, how often the classifier names the class each sample was asked for.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
 from gencli.errors import UsageError
+from gencli.metrics.digits import digit_figures, labelled, unit
+from gencli.metrics.parzen import parzen_figures
 from gencli.plugin import EvalRequest
-from gencli_gan import digits
-from gencli_gan.parzen import parzen_estimate
 from gencli_gan.sampling import generate
 from gencli_gan.training import held_out_images, training_images
-
-
-def unit(pixels: torch.Tensor) -> torch.Tensor:
-    return pixels.float() / 255.0
 
 
 def evaluate(model: Any, config: Any, options: Any, request: EvalRequest) -> dict[str, float]:
@@ -39,17 +34,7 @@ def evaluate(model: Any, config: Any, options: Any, request: EvalRequest) -> dic
         raise UsageError(f"--data {source}: images are {train.shape}, the model makes "
                          f"{(config.channels, config.image_size, config.image_size)}")
     samples, asked = draw(model, config, options.samples, request)
-    model_parzen = parzen_estimate(samples, unit(valid.pixels), unit(test.pixels))
-    reference = parzen_estimate(unit(train.pixels), unit(valid.pixels), unit(test.pixels))
-    figures = {
-        "parzen_log_likelihood_nats": model_parzen.mean_nats,
-        "parzen_standard_error_nats": model_parzen.standard_error_nats,
-        "parzen_sigma": model_parzen.sigma,
-        "parzen_train_reference_nats": reference.mean_nats,
-        "parzen_train_reference_standard_error_nats": reference.standard_error_nats,
-        "parzen_train_reference_sigma": reference.sigma,
-        "parzen_samples": float(samples.shape[0]),
-    }
+    figures = parzen_figures(samples, unit(train.pixels), unit(valid.pixels), unit(test.pixels))
     if labelled(train) and labelled(test):
         figures.update(digit_figures(train, test, samples, asked))
     return figures
@@ -60,32 +45,3 @@ def draw(model: Any, config: Any, n: int, request: EvalRequest) -> tuple[torch.T
     z = torch.randn(n, config.z_dim, generator=torch.Generator().manual_seed(request.seed))
     labels = torch.arange(n) % config.num_classes if getattr(config, "num_classes", 0) else None
     return generate(model, z, labels, request.device, chunk=1000), labels
-
-
-def labelled(images: Any) -> bool:
-    return len(images.classes) >= 2 and not bool((images.labels < 0).any())
-
-
-def digit_figures(train: Any, test: Any, samples: torch.Tensor, asked: torch.Tensor | None) -> dict[str, float]:
-    classifier = digits.classifier_for(train)
-    classes = len(train.classes)
-    sample_features, sample_labels = digits.embed(classifier, samples)
-    test_features, test_predicted = digits.embed(classifier, unit(test.pixels))
-    train_features, train_predicted = digits.embed(classifier, unit(train.pixels))
-    coverage, entropy = digits.label_figures(sample_labels, classes)
-    train_coverage, train_entropy = digits.label_figures(train_predicted, classes)
-    figures: dict[str, float] = {}
-    if min(len(sample_features), len(test_features), len(train_features)) >= 2:  # a covariance needs two images
-        figures["frechet_digit_distance"] = digits.frechet_distance(sample_features, test_features)
-        figures["frechet_digit_distance_train_reference"] = digits.frechet_distance(train_features, test_features)
-    figures |= {
-        "label_coverage": coverage,
-        "label_coverage_train_reference": train_coverage,
-        "label_entropy_nats": entropy,
-        "label_entropy_train_reference_nats": train_entropy,
-        "label_entropy_max_nats": math.log(classes),
-        "digit_classifier_test_accuracy": float((test_predicted == test.labels).double().mean()),
-    }
-    if asked is not None:
-        figures["conditional_label_accuracy"] = float((sample_labels == asked).double().mean())
-    return figures

@@ -16,7 +16,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
 from conftest import gencli_env, run_gencli  # noqa: E402
 
-from gencli_gan import cgan, digits  # noqa: E402
+from gencli.metrics import digits  # noqa: E402
+from gencli_gan import cgan  # noqa: E402
 from gencli_gan.training import embedded  # noqa: E402
 
 

@@ -1,9 +1,7 @@
-"""Evaluation: the Parzen estimator against a direct computation, the Frechet distance against closed forms,
-label figures, the figures evaluate reports, and labelled folders for cgan."""
+"""Evaluation: the figures evaluate reports, labelled folders for cgan. The estimators themselves live in
+gencli.metrics (tests/test_metrics.py); test_bundled_figures.py checks the bundles' figures through them."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
@@ -12,48 +10,7 @@ from PIL import Image
 
 from gencli.errors import UsageError
 from gencli.plugin import EvalRequest
-from gencli_gan import cgan, digits, gan
-from gencli_gan.parzen import parzen_estimate
-
-
-def direct_log_density(x: np.ndarray, centres: np.ndarray, sigma: float) -> float:
-    """log( 1/m sum_i N(x; c_i, sigma^2 I) ), one kernel at a time, in plain Python floats."""
-    d = x.size
-    total = 0.0
-    for c in centres:
-        squared = float(((x - c) ** 2).sum())
-        total += math.exp(-squared / (2 * sigma ** 2)) / (2 * math.pi * sigma ** 2) ** (d / 2)
-    return math.log(total / len(centres))
-
-
-def test_parzen_matches_a_direct_computation_on_a_tiny_case() -> None:
-    rng = np.random.default_rng(0)
-    centres, valid, test = (rng.random((n, 2, 3)).astype(np.float32) for n in (7, 5, 4))
-    grid = (0.2, 0.5, 1.0)
-    estimate = parzen_estimate(torch.from_numpy(centres), torch.from_numpy(valid), torch.from_numpy(test), grid)
-    valid_means = {s: np.mean([direct_log_density(v, centres, s) for v in valid]) for s in grid}
-    best = max(grid, key=valid_means.get)
-    scores = [direct_log_density(t, centres, best) for t in test]
-    assert estimate.sigma == best
-    assert estimate.mean_nats == pytest.approx(np.mean(scores), abs=1e-5)
-    assert estimate.standard_error_nats == pytest.approx(np.std(scores, ddof=1) / math.sqrt(4), abs=1e-5)
-
-
-def test_frechet_distance_matches_closed_forms() -> None:
-    generator = torch.Generator().manual_seed(0)
-    a = torch.randn(400, 3, generator=generator, dtype=torch.float64)
-    assert digits.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
-    assert digits.frechet_distance(a, a + torch.tensor([1.0, 2.0, 0.0])) == pytest.approx(5.0, abs=1e-8)
-    # 1-D: (mu1 - mu2)^2 + (s1 - s2)^2
-    x = torch.tensor([[-1.0], [1.0]], dtype=torch.float64)  # mean 0, variance 2
-    assert digits.frechet_distance(x, 3 * x + 1) == pytest.approx(1 + (math.sqrt(18) - math.sqrt(2)) ** 2)
-
-
-def test_label_coverage_and_entropy() -> None:
-    coverage, entropy = digits.label_figures(torch.tensor([0, 1, 2, 3] * 5), 4)
-    assert coverage == 1.0 and entropy == pytest.approx(math.log(4))
-    coverage, entropy = digits.label_figures(torch.tensor([2] * 19 + [1]), 4)
-    assert coverage == 0.25 and entropy < 0.3
+from gencli_gan import cgan, gan
 
 
 def test_evaluate_reports_model_and_training_reference_figures() -> None:
@@ -109,7 +66,7 @@ def test_a_labelled_folder_gets_its_own_classifier_trained_once_and_cached(tmp_p
     request = EvalRequest(None, torch.device("cpu"), 0)
     with torch.inference_mode():  # as `gencli evaluate` calls it: the classifier must still train
         first = cgan.evaluate(model, prepared.config, cgan.EvalOptions(samples=20), request)
-    cached = list((tmp_path / "cache" / "gencli" / "gan").glob("digit-classifier-*.safetensors"))
+    cached = list((tmp_path / "cache" / "gencli" / "metrics").glob("digit-classifier-*.safetensors"))
     assert len(cached) == 1
     with torch.inference_mode():
         again = cgan.evaluate(model, prepared.config, cgan.EvalOptions(samples=20), request)

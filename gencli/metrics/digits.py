@@ -2,14 +2,16 @@
 distance" and whose predictions give label coverage. It is NOT the Inception network, so its Frechet figures
 are not comparable with published FIDs; they compare models within gencli.
 
-gencli trains it itself, deterministically, on the training split the GANs use. The weights are cached as
-safetensors keyed by a hash of that data: the embedded MNIST one ships in ``digit_classifier/``; others
-(a labelled --data folder) are trained at first use and cached under ~/.cache/gencli/gan/.
+gencli trains it itself, deterministically, on the training split the image plugins use. The weights are cached
+as safetensors keyed by a hash of that data: the embedded MNIST one ships in ``digit_classifier/`` (package data
+of the core); others (a labelled --data folder) are trained at first use and cached under
+~/.cache/gencli/metrics/ ($XDG_CACHE_HOME if set).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from pathlib import Path
 
@@ -51,7 +53,7 @@ def data_key(images: ImageSet) -> str:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gencli" / "gan"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gencli" / "metrics"
 
 
 def classifier_for(images: ImageSet) -> DigitClassifier:
@@ -137,3 +139,42 @@ def label_figures(predicted: torch.Tensor, classes: int) -> tuple[float, float]:
     coverage = float((share >= 0.5 / classes).double().mean())
     entropy = max(0.0, float(-(share[share > 0] * share[share > 0].log()).sum()))  # max: no "-0.0"
     return coverage, entropy
+
+
+def unit(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (N, C, H, W) -> float32 in [0, 1], the scale every figure here is measured on."""
+    return pixels.float() / 255.0
+
+
+def labelled(images: ImageSet) -> bool:
+    """Whether the digit figures apply: at least two classes and a label on every image."""
+    return len(images.classes) >= 2 and not bool((images.labels < 0).any())
+
+
+def digit_figures(train: ImageSet, test: ImageSet, samples: torch.Tensor,
+                  asked: torch.Tensor | None = None) -> dict[str, float]:
+    """The evaluate figures of samples in [0, 1] (N, C, H, W) by the classifier trained on ``train``, each beside
+    its ``*_train_reference`` twin: Frechet distance to the test images' features, label coverage and entropy;
+    with ``asked`` (the class each sample was conditioned on) also ``conditional_label_accuracy``."""
+    classifier = classifier_for(train)
+    classes = len(train.classes)
+    sample_features, sample_labels = embed(classifier, samples)
+    test_features, test_predicted = embed(classifier, unit(test.pixels))
+    train_features, train_predicted = embed(classifier, unit(train.pixels))
+    coverage, entropy = label_figures(sample_labels, classes)
+    train_coverage, train_entropy = label_figures(train_predicted, classes)
+    figures: dict[str, float] = {}
+    if min(len(sample_features), len(test_features), len(train_features)) >= 2:  # a covariance needs two images
+        figures["frechet_digit_distance"] = frechet_distance(sample_features, test_features)
+        figures["frechet_digit_distance_train_reference"] = frechet_distance(train_features, test_features)
+    figures |= {
+        "label_coverage": coverage,
+        "label_coverage_train_reference": train_coverage,
+        "label_entropy_nats": entropy,
+        "label_entropy_train_reference_nats": train_entropy,
+        "label_entropy_max_nats": math.log(classes),
+        "digit_classifier_test_accuracy": float((test_predicted == test.labels).double().mean()),
+    }
+    if asked is not None:
+        figures["conditional_label_accuracy"] = float((sample_labels == asked).double().mean())
+    return figures
