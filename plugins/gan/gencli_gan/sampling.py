@@ -94,10 +94,14 @@ def nearest(samples: torch.Tensor, pool: torch.Tensor, k: int) -> torch.Tensor:
 
 def beside_neighbours(images: torch.Tensor, config: Any, k: int) -> tuple[torch.Tensor, int]:
     """Each sample followed by its k nearest training images: one row per sample."""
-    train = training_images(config.training_data, config)
-    pool = train.pixels.float() / 255.0  # (M, C, H, W) in [0, 1]
+    return beside_pool(images, training_images(config.training_data, config).pixels, config.training_data, k)
+
+
+def beside_pool(images: torch.Tensor, pixels: torch.Tensor, source: str, k: int) -> tuple[torch.Tensor, int]:
+    """Each sample (in [0, 1]) followed by its k nearest images of ``pixels`` (uint8, from --data ``source``)."""
+    pool = pixels.float() / 255.0  # (M, C, H, W) in [0, 1]
     if pool.shape[1:] != images.shape[1:]:
-        raise UsageError(f"--neighbours: the training images ({config.training_data}) are "
+        raise UsageError(f"--neighbours: the training images ({source}) are "
                          f"{tuple(pool.shape[1:])}, the samples {tuple(images.shape[1:])}")
     index = nearest(images, pool, k)  # (N, k)
     rows = torch.cat([images[:, None], pool[index]], dim=1)  # (N, 1 + k, C, H, W)

@@ -61,23 +61,10 @@ class GANPair(nn.Module):
 
     def forward(self, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor,
                 real_target: float = 1.0, r1: float = 0.0) -> dict[str, torch.Tensor]:
-        generator, discriminator = self.generator, self.discriminator
-        real = self.from_uint8(real).requires_grad_(r1 > 0)  # (B, C, H, W)
-        fake = generator(z, labels)  # (B, C, H, W)
-        real_logits = discriminator(real, labels)  # (B,)
-        fake_logits = discriminator(fake.detach(), labels)  # (B,): no gradient reaches G through L_D
-        d_loss = (F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, real_target))
-                  + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
-        if r1 > 0:
-            (slope,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-            d_loss = d_loss + r1 / 2 * slope.square().flatten(1).sum(1).mean()
-        # D with its parameters held fixed (buffers such as batch-norm statistics still come from the module).
-        frozen = {name: p.detach() for name, p in discriminator.named_parameters()}
-        g_logits = functional_call(discriminator, frozen, (fake, labels))  # (B,)
-        g_loss = F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))  # -log D(G(z))
-        return {"d_loss": d_loss, "g_loss": g_loss, "real_logits": real_logits.detach(),
-                "fake_logits": fake_logits.detach(), "real_unit": self.to_unit(real.detach()),
-                "fake_unit": self.to_unit(fake.detach())}
+        real = self.from_uint8(real)  # (B, C, H, W)
+        fake = self.generator(z, labels)  # (B, C, H, W)
+        out = adversarial_losses(self.discriminator, real, fake, (labels,), real_target, r1)
+        return out | {"real_unit": self.to_unit(real.detach()), "fake_unit": self.to_unit(fake.detach())}
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -85,6 +72,30 @@ class GANPair(nn.Module):
         if self.num_classes and labels is None:
             raise ValueError("a conditional generator needs labels")
         return self.to_unit(self.generator(z, labels)).clamp(0.0, 1.0)
+
+
+def adversarial_losses(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, conditions: tuple,
+                       real_target: float = 1.0, r1: float = 0.0) -> dict[str, torch.Tensor]:
+    """Both players' losses for one discriminator called as ``discriminator(images, *conditions)``.
+
+    d_loss reaches D only (fakes detached) and g_loss reaches G only (D's parameters detached), so their sum
+    has one backward pass give each player its own gradient. ``r1`` adds gamma / 2 times D's squared input
+    gradient at the real images (Mescheder et al. 2018), taken with respect to ``real`` alone, not the
+    conditions. Shared by the gan/dcgan/cgan pairs and every level of lapgan."""
+    real = real.detach().requires_grad_(r1 > 0)  # (B, ...): a leaf, so R1 can differentiate D with respect to it
+    real_logits = discriminator(real, *conditions)  # (B,)
+    fake_logits = discriminator(fake.detach(), *conditions)  # (B,): no gradient reaches G through L_D
+    d_loss = (F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, real_target))
+              + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+    if r1 > 0:
+        (slope,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+        d_loss = d_loss + r1 / 2 * slope.square().flatten(1).sum(1).mean()
+    # D with its parameters held fixed (buffers such as batch-norm statistics still come from the module).
+    frozen = {name: p.detach() for name, p in discriminator.named_parameters()}
+    g_logits = functional_call(discriminator, frozen, (fake, *conditions))  # (B,)
+    g_loss = F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))  # -log D(G(z))
+    return {"d_loss": d_loss, "g_loss": g_loss, "real_logits": real_logits.detach(),
+            "fake_logits": fake_logits.detach()}
 
 
 def build(config: Any) -> GANPair:
@@ -105,16 +116,22 @@ def loss(model: nn.Module, batch: tuple[torch.Tensor, ...], options: Any) -> tup
                          "step (in each process, with --nproc)")
     out = model(real, labels, z, getattr(options, "real_label", 1.0), getattr(options, "r1", 0.0))
     with torch.no_grad():
-        metrics = {
-            "d_loss": float(out["d_loss"]),
-            "g_loss": float(out["g_loss"]),
-            "d_real_acc": float((out["real_logits"] > 0).float().mean()),  # D calls real images real
-            "d_fake_acc": float((out["fake_logits"] < 0).float().mean()),  # D calls fakes fake
+        metrics = player_metrics(out) | {
             # Mean pairwise RMS pixel distance in [0, 1]: falls far below real_diversity under mode collapse.
             "fake_diversity": diversity(out["fake_unit"]),
             "real_diversity": diversity(out["real_unit"]),
         }
     return out["d_loss"] + out["g_loss"], metrics
+
+
+def player_metrics(out: dict[str, torch.Tensor], suffix: str = "") -> dict[str, float]:
+    """The players' losses and the discriminator's accuracies from ``adversarial_losses``' output."""
+    return {
+        f"d_loss{suffix}": float(out["d_loss"]),
+        f"g_loss{suffix}": float(out["g_loss"]),
+        f"d_real_acc{suffix}": float((out["real_logits"] > 0).float().mean()),  # D calls real images real
+        f"d_fake_acc{suffix}": float((out["fake_logits"] < 0).float().mean()),  # D calls fakes fake
+    }
 
 
 def diversity(images: torch.Tensor) -> float:

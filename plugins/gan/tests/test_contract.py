@@ -1,9 +1,10 @@
-"""The shared plugin contract for gan, dcgan and cgan, on tiny models."""
+"""The shared plugin contract for gan, dcgan, cgan and lapgan, on tiny models."""
 
 from __future__ import annotations
 
 from gencli.testing import PluginContract
 from gencli_gan import cgan, dcgan, gan
+from gencli_gan.lapgan import lapgan
 
 TINY_EVAL = {"samples": 50}
 
@@ -35,3 +36,8 @@ class TestDCGANContract(GANContract):
 class TestCGANContract(GANContract):
     plugin = cgan
     tiny_config = {"z_dim": 8, "base_channels": 4}
+
+
+class TestLAPGANContract(GANContract):
+    plugin = lapgan
+    tiny_config = {"z_dim": 8, "coarse_channels": 4, "fine_channels": 4}
