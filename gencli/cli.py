@@ -27,6 +27,7 @@ from gencli import commands, registry
 from gencli.errors import GencliError, Terminated, debugging, signal_exit_code, stopped_by
 from gencli.options import make_command
 
+JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
 HELP = "Train, sample and evaluate the classic deep generative models. Each model family is a plugin."
 VERB_HELP = {
     "sample": "Generate images, text, handwriting or audio with a plugin's model.",
@@ -190,13 +191,39 @@ def _verb_group(verb: str) -> typer.Typer:
     return typer.Typer(cls=group_class, help=VERB_HELP[verb], no_args_is_help=True, rich_markup_mode="rich")
 
 
+def _data_group() -> typer.Typer:
+    data = typer.Typer(cls=Group, help="Named data sets (mnist, fashion-mnist): prepared on first use, verified "
+                       "by SHA-256, cached.", no_args_is_help=True, rich_markup_mode="rich")
+
+    @data.command("list", cls=Command)
+    @guarded
+    def list_(json: JsonFlag = False) -> None:
+        """The named data sets: what they hold, where they come from, whether they are ready here."""
+        commands.data_list(as_json=json)
+
+    @data.command("fetch", cls=Command)
+    @guarded
+    def fetch(
+        name: Annotated[str, typer.Argument(help="A data set from `gencli data list`.")],
+        source: Annotated[Optional[Path], typer.Option(
+            "--from", help="A folder of the data set's IDX files (e.g. ~/data/MNIST/raw) instead of a download.")
+        ] = None,
+        force: Annotated[bool, typer.Option("--force", help="Prepare it again even if the cache verifies.")] = False,
+        json: JsonFlag = False,
+    ) -> None:
+        """Download (or read --from), verify and cache a named data set; instant once it is cached."""
+        commands.data_fetch(name, source=source, force=force, as_json=json)
+
+    return data
+
+
 def build_app() -> typer.Typer:
     app = typer.Typer(cls=Group, help=HELP, no_args_is_help=True, pretty_exceptions_enable=False,
                       rich_markup_mode="rich")
 
     @app.command("list", cls=Command)
     @guarded
-    def list_(json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False) -> None:
+    def list_(json: JsonFlag = False) -> None:
         """Installed plugins: modality, package, version, status and default weights."""
         commands.list_plugins(as_json=json)
 
@@ -204,13 +231,39 @@ def build_app() -> typer.Typer:
     @guarded
     def info(
         plugin: Annotated[str, typer.Argument(help="Plugin name (see `gencli list`).")],
-        json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+        json: JsonFlag = False,
     ) -> None:
         """A plugin's architecture, presets, options, default weights and model card."""
         commands.info(plugin, as_json=json)
 
     for verb in ("sample", "train", "evaluate"):
         app.add_typer(_verb_group(verb), name=verb)
+    app.add_typer(_data_group(), name="data")
+
+    @app.command("serve", cls=Command)
+    @guarded
+    def serve(
+        host: Annotated[str, typer.Option("--host", help="Address to listen on; keep 127.0.0.1 unless you mean "
+                                                         "to share the page.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option("--port", help="Port to listen on; 0 picks a free one.", min=0,
+                                          max=65535)] = 8000,
+        plugins: Annotated[Optional[str], typer.Option("--plugins", help="Comma-separated plugins to serve; "
+                                                                         "default: all.")] = None,
+        weights: Annotated[Optional[list[str]], typer.Option("--weights", help="PLUGIN=SRC: weights for one "
+                                                             "plugin (run folder, file or Hub id); repeatable.")
+                           ] = None,
+        device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+        threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch; default: as "
+                                                       "`gencli sample` (one, or OMP_NUM_THREADS).", min=1,
+                                                       max=1024)] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
+    ) -> None:
+        """A local web page: a sample panel for every plugin, iGAN-style editing for image GANs."""
+        from gencli.serve import parse_weights, serve as run_server
+
+        chosen = [name.strip() for name in plugins.split(",") if name.strip()] if plugins is not None else None
+        run_server(host=host, port=port, plugins=chosen, weights=parse_weights(weights or []), device=device,
+                   threads=threads, quiet=quiet)
 
     @app.command("push", cls=Command)
     @guarded

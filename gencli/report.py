@@ -14,7 +14,7 @@ from gencli.schedule import describe_schedule
 
 
 def write_model_card(run_dir: Path, plugin: Any, spec: Any, config: Any, data_description: str,
-                     metrics: dict[str, float], wall_seconds: float) -> None:
+                     metrics: dict[str, float], wall_seconds: float, scored: str = "") -> None:
     import torch
 
     from gencli import __version__
@@ -52,7 +52,7 @@ Trained with gencli {__version__} (torch {torch.__version__}, {platform.machine(
 - preset: {spec.preset or "none"}
 
 ## Evaluation (held-out split, `gencli evaluate {plugin.name} --weights THIS_FOLDER --json`)
-
+{f"{chr(10)}- scored on: {scored}{chr(10)}" if scored else ""}
 | metric | value |
 |---|---|
 {figures}

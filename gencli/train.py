@@ -352,10 +352,13 @@ class Trainer:
 
         preset = self.plugin.presets.get(self.spec.preset) if self.spec.preset else None
         options = self.plugin.EvalOptions(**(dict(preset.evaluate) if preset else {}))
+        scored: list[str] = []  # what the plugin says it scored
         metrics = evaluate_loaded(self.plugin, model, config, options,
-                                  EvalRequest(self.spec.data, device, self.spec.engine.seed))
+                                  EvalRequest(self.spec.data, device, self.spec.engine.seed,
+                                              describe_data=scored.append))
         with _writing("the model card"):
-            report.write_model_card(self.run_dir, self.plugin, self.spec, config, data_description, metrics, wall)
+            report.write_model_card(self.run_dir, self.plugin, self.spec, config, data_description, metrics, wall,
+                                    "; ".join(scored))
         if not self.quiet:
             figures = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
             print(f"run folder: {self.run_dir}  ({figures})", file=sys.stderr)

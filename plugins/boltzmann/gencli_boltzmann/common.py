@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from gencli.data.images import ImageBatches, data_split, fixed_binarization, load_image
+from gencli.data.images import EMBEDDED, ImageBatches, data_split, fixed_binarization, load_image
 from gencli.errors import UsageError
 from gencli.plugin import Images, Prepared, Text
 
@@ -24,7 +24,13 @@ def training_images(data: str | None, size: int) -> Any:
 
 def prepare(data: str | None, config: Any, options: Any) -> Prepared:
     images = training_images(data, config.image_size)
+    config.training_data = data or EMBEDDED  # what `gencli evaluate` scores when --data is not given
     return Prepared(config, ImageBatches(images, binary=True), images.description + ", binarized per batch")
+
+
+def evaluation_data(request: Any, config: Any) -> str:
+    """--data as typed, else the data set the model was trained on (its test split is what the card reports)."""
+    return request.data or config.training_data
 
 
 @dataclass
@@ -39,7 +45,8 @@ def held_out(data: str | None, size: int) -> HeldOut:
     train, test = data_split(data, "train", size, 1), data_split(data, "test", size, 1)
     binary = fixed_binarization(test, "test")
     base_rate = train.pixels.float().flatten(1).mean(0) / 255.0
-    return HeldOut(binary.flatten(1), base_rate, train.pixels.shape[0], test.description)
+    return HeldOut(binary.flatten(1), base_rate, train.pixels.shape[0],
+                   f"{test.description}, binarized once with a fixed seed")
 
 
 def base_rate_bias(base_rate: torch.Tensor, images: int) -> torch.Tensor:

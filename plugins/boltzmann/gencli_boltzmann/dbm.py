@@ -256,9 +256,11 @@ def evaluate(model: DBM, config: Any, options: Any, request: EvalRequest) -> dic
     if options.mean_field_steps < 1:
         raise UsageError("--mean-field-steps must be at least 1")
     device = request.device
-    held = common.held_out(request.data, config.image_size)
+    data = common.evaluation_data(request, config)
+    held = common.held_out(data, config.image_size)
+    request.describe_data(held.description)
     # The base model's h1 biases: the logit of h1's mean-field marginals over the training images.
-    train_images = common.training_images(request.data, config.image_size)
+    train_images = common.training_images(data, config.image_size)
     train = common.fixed_binarization(train_images, "train").flatten(1).to(device)
     mu1, _ = model.mean_field(train, options.mean_field_steps)
     base_bias = common.base_rate_bias(mu1.mean(0), train.shape[0])

@@ -256,5 +256,6 @@ def log_likelihood_report(model: RBM, held: common.HeldOut, options: Any, seed: 
 
 
 def evaluate(model: RBM, config: Any, options: Any, request: EvalRequest) -> dict[str, float]:
-    held = common.held_out(request.data, config.image_size)
+    held = common.held_out(common.evaluation_data(request, config), config.image_size)
+    request.describe_data(held.description)
     return log_likelihood_report(model, held, options, request.seed, request.device)

@@ -31,9 +31,11 @@ class Config:
     first_kernel: int = option(7, "Size of the first, mask-A convolution (paper: 7).", minimum=1, maximum=31)
     image_size: int = option(28, "Images are resized to this many pixels square.", minimum=1, maximum=256)
     levels: int = option(0, "2: binary pixels, one Bernoulli each; 256: a 256-way softmax per channel; 0: from "
-                            "the data (2 for the embedded binarized MNIST, 256 for a --data folder).",
+                            "the data (2 for binarized MNIST and the other named sets, 256 for a folder of images).",
                             minimum=0, maximum=256)
     channels: int = option(1, "Colour channels (1 or 3), learned from the data.", flag=False)
+    training_data: str = option("mnist-5k", "The --data the model was trained on: what `gencli evaluate` scores "
+                                            "when --data is not given.", flag=False)
 
 
 @dataclass

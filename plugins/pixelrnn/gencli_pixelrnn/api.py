@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from gencli.data.images import ImageBatches, ImageSet, data_split, fixed_binarization, is_embedded, load_image
+from gencli.data.images import (EMBEDDED, ImageBatches, ImageSet, data_split, fixed_binarization, has_fixed_splits,
+                                load_image)
 from gencli.errors import UsageError
-from gencli.plugin import EvalRequest, Images, Prepared, SampleRequest
+from gencli.plugin import EvalRequest, Images, Prepared, SampleRequest, no_description
 from gencli_pixelrnn.model import PixelRNN, bits_per_dim, check_config, nll_from_logits
 from gencli_pixelrnn.sampling import generate
 
@@ -26,8 +27,9 @@ def prepare(data: str | None, config: Any, options: Any) -> Prepared:
     config.channels = 0  # learned from the data below
     images = _split(data, config, "train")
     config.channels = images.shape[0]
-    if config.levels == 0:  # auto: the embedded digits are binarized, like the paper's MNIST
-        config.levels = 2 if is_embedded(data) else 256
+    if config.levels == 0:  # auto: MNIST and the other named sets are binarized, like the paper's MNIST
+        config.levels = 2 if has_fixed_splits(data) else 256
+    config.training_data = data or EMBEDDED  # what `gencli evaluate` scores when --data is not given
     check_config(config)
     binary = config.levels == 2
     return Prepared(config, PixelBatches(images, binary=binary),
@@ -103,18 +105,21 @@ def _to_uint8(values: torch.Tensor, config: Any) -> np.ndarray:
 # ---- evaluation ----------------------------------------------------------------------------------------------------
 
 
-def held_out_values(data: str | None, config: Any) -> torch.Tensor:
-    """The held-out images as the model scores them: 0/1 with the split's one fixed binarization, or 0..255."""
+def held_out_values(data: str | None, config: Any, describe: Callable[[str], None] = no_description) -> torch.Tensor:
+    """The held-out images as the model scores them: 0/1 with the split's one fixed binarization, or 0..255
+    (``describe`` is told which images)."""
     images = _split(data, config, "test")
+    describe(images.description)
     return fixed_binarization(images, "test") if config.levels == 2 else images.pixels.float()
 
 
 def evaluate(model: PixelRNN, config: Any, options: Any, request: EvalRequest) -> dict[str, float]:
     if options.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    values = held_out_values(request.data, config)
+    values = held_out_values(request.data or config.training_data, config, request.describe_data)
     if options.max_images > 0:
         values = values[:options.max_images]
+        request.describe_data(f"the first {len(values):,} of them")
     total = 0.0
     for start in range(0, len(values), options.batch_size):
         total += float(model.nll(values[start:start + options.batch_size].to(request.device)).double().sum())

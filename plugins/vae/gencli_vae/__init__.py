@@ -40,6 +40,8 @@ class Config:
     read_size: int = option(2, "--arch draw: the read glimpse is N x N (paper on MNIST: 2).", minimum=1, maximum=64)
     write_size: int = option(5, "--arch draw: the written patch is N x N (paper on MNIST: 5).", minimum=1, maximum=64)
     channels: int = option(0, "Colour channels, learned from the data (0: not yet known).", flag=False)
+    training_data: str = option("mnist-5k", "The --data the model was trained on: what `gencli evaluate` scores "
+                                            "when --data is not given.", flag=False)
 
 
 @dataclass

@@ -8,9 +8,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from gencli.data.images import ImageBatches, data_split, fixed_binarization, is_embedded
+from gencli.data.images import EMBEDDED, ImageBatches, data_split, fixed_binarization, has_fixed_splits
 from gencli.errors import UsageError
-from gencli.plugin import EvalRequest, Prepared, no_progress
+from gencli.plugin import EvalRequest, Prepared, no_description, no_progress
 
 from gencli_vae import likelihoods, networks
 from gencli_vae.bounds import LogWeights, analytic_kl, iwae_bound, standard_normal_log_density
@@ -105,19 +105,21 @@ def prepare(data: str | None, config: Any, options: Any) -> Prepared:
         raise UsageError("--kl-warmup must be 0 or more steps")
     _check_config(config)
     if config.likelihood == "auto":
-        config.likelihood = "bernoulli" if is_embedded(data) or config.arch == "draw" else "logistic"
+        config.likelihood = "bernoulli" if has_fixed_splits(data) or config.arch == "draw" else "logistic"
     # A user's folder: train on 90%, evaluate() scores the fixed 10% held out.
     images = data_split(data, "train", config.image_size, config.channels or None)
     config.channels = images.shape[0]
+    config.training_data = data or EMBEDDED  # what `gencli evaluate` scores when --data is not given
     binary = config.likelihood == "bernoulli"
     description = images.description + (", binarized afresh every batch" if binary else "")
     return Prepared(config, ImageBatches(images, binary=binary), description)
 
 
-def held_out(data: str | None, config: Any) -> torch.Tensor:
-    """The test images in model space (N, C, H, W): the embedded test split, or a folder's held-out 10%.
-    Binary models score the one fixed binarization that every plugin uses."""
+def held_out(data: str | None, config: Any, describe: Callable[[str], None] = no_description) -> torch.Tensor:
+    """The test images in model space (N, C, H, W): the data set's test split, or a folder's held-out 10%
+    (``describe`` is told which). Binary models score the one fixed binarization that every plugin uses."""
     images = data_split(data, "test", config.image_size, config.channels or 1)
+    describe(images.description)
     binary = fixed_binarization(images, "test") if resolved_likelihood(config) == "bernoulli" else None
     return likelihoods.to_model_space(images.pixels, resolved_likelihood(config), binary)
 
@@ -186,9 +188,10 @@ def evaluate(model: VariationalAutoencoder, config: Any, options: Any, request: 
         raise UsageError("--k must be at least 1")
     if options.max_images < 0:
         raise UsageError("--max-images must be 0 (all) or more")
-    x = held_out(request.data, config)
+    x = held_out(request.data or config.training_data, config, request.describe_data)
     if options.max_images:
         x = x[:options.max_images]
+        request.describe_data(f"the first {len(x):,} of them")
     x = x.to(request.device)
     generator = torch.Generator(device=request.device).manual_seed(request.seed)
     log_w = log_weight_table(model, x, options.k, generator, request.progress)  # (K, N)
