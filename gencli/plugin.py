@@ -37,7 +37,7 @@ MODALITIES: tuple[str, ...] = ("image", "text", "strokes", "audio", "video", "tr
 def option(default: Any, help: str, *, short: str | None = None, flag: bool = True,
            minimum: float | None = None, maximum: float | None = None, above: float | None = None,
            below: float | None = None, finite: bool = True, complete_from: str | None = None,
-           complete_extra: tuple[str, ...] = ()) -> Any:
+           complete_extra: tuple[str, ...] = (), reads_files: bool = False) -> Any:
     """Declare one option field: it becomes ``--field-name`` with ``help`` as its help text.
 
     ``short`` adds a one-letter alias (``"-t"``). ``flag=False`` keeps a field out of the command line
@@ -52,10 +52,13 @@ def option(default: Any, help: str, *, short: str | None = None, flag: bool = Tr
     ``complete_from`` names a list field of the model's config.json (e.g. ``"speakers"``) whose entries TAB
     completion offers for this flag, read from ``--weights`` when it is a local folder, else the bundled
     weights; ``complete_extra`` adds fixed values (e.g. ``("all",)``).
+
+    ``reads_files=True`` marks a str option whose value may name local files (``Path`` options are known to
+    without it): ``gencli serve`` never takes such a value from a browser.
     """
     metadata = {"help": help, "short": short, "flag": flag, "minimum": minimum, "maximum": maximum,
                 "above": above, "below": below, "finite": finite, "complete_from": complete_from,
-                "complete_extra": tuple(complete_extra)}
+                "complete_extra": tuple(complete_extra), "reads_files": reads_files}
     if isinstance(default, (list, dict, set)):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -240,6 +243,23 @@ class NumpySampler:
 
 
 @dataclass
+class LatentEditor:
+    """What an image GAN offers the interactive editor (``gencli.editing``, ``gencli serve``), from its optional
+    ``latent_editor`` member.
+
+    ``generate`` maps latents (B, z_dim) float32 to images (B, C, H, W) in [0, 1] and must be differentiable
+    (the edit search optimises latents through it) and per-sample (eval mode: an image depends on its own latent
+    only). ``latent_of_seed(S)`` is the latent that ``gencli sample PLUGIN -n 1 --seed S`` draws, so an edit
+    starts from the picture the user saw. ``real_images()`` gives the training images, uint8 (M, C, H, W), for
+    the nearest-real-image check beside the candidates."""
+
+    z_dim: int
+    generate: Callable[[Any], Any]
+    latent_of_seed: Callable[[int], Any]
+    real_images: Callable[[], Any]
+
+
+@dataclass
 class EvalRequest:
     data: str | None  # --data as typed, None for the plugin's default held-out split
     device: torch.device
@@ -334,6 +354,12 @@ class OptionalMembers(Protocol):
         autograd computes cheaply (contrastive divergence). The engine keeps everything else: the optimizer,
         the lr schedule, clipping, checkpoints, and averaging the gradients over processes.
         ``loss`` stays the definition (the contract tests check that the two agree)."""
+        ...
+
+    def latent_editor(self, model: torch.nn.Module, config: Any, options: Any) -> LatentEditor:
+        """For an image GAN: its generator as a differentiable function of the latent, for iGAN-style editing
+        (``gencli serve``'s editing panel). ``options`` are the plugin's ``SampleOptions`` (e.g. the class of a
+        conditional GAN)."""
         ...
 
     def numpy_sampler(self, config: Any, options: Any) -> NumpySampler | None:
