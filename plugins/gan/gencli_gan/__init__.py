@@ -88,7 +88,7 @@ class SampleOptions:
     path: Literal["linear", "slerp"] = option("slerp", "Interpolation path: linear, or spherical (slerp: stays "
                                                         "at the norm a Gaussian latent typically has).")
     arithmetic: str = option("", "Latent arithmetic such as \"3 - 8 + 12\": each term a seed or a .safetensors "
-                                 "file with a tensor \"z\"; shows the terms and the result.")
+                                 "file with a tensor \"z\"; shows the terms and the result.", reads_files=True)
     neighbours: int = option(0, "Put this many nearest training images (pixel L2) beside each sample: the "
                                 "memorisation check.", minimum=0, maximum=100)
 
@@ -128,7 +128,14 @@ class _GANPlugin(LazyPlugin):
         return self._function("configure_optimizer")(model, lr)
 
 
-class GAN(_GANPlugin):
+class _Editable:
+    """gan, dcgan and cgan: one generator from one latent, so iGAN-style editing applies (gencli.editing)."""
+
+    def latent_editor(self, model: Any, config: Any, options: Any) -> Any:
+        return self._function("latent_editor")(model, config, options)  # type: ignore[attr-defined]
+
+
+class GAN(_Editable, _GANPlugin):
     name = "gan"
     summary = "The 2014 MLP GAN (Goodfellow et al.): ReLU generator, maxout discriminator, Parzen evaluation."
     Config = MLPConfig
@@ -144,7 +151,7 @@ class GAN(_GANPlugin):
     bundled_weights = WEIGHTS / "gan"
 
 
-class DCGAN(_GANPlugin):
+class DCGAN(_Editable, _GANPlugin):
     name = "dcgan"
     summary = "DCGAN (Radford et al. 2016): strided convolutions and batch norm; latent walks and arithmetic."
     Config = DCGANConfig
@@ -160,7 +167,7 @@ class DCGAN(_GANPlugin):
     bundled_weights = WEIGHTS / "dcgan"
 
 
-class CGAN(_GANPlugin):
+class CGAN(_Editable, _GANPlugin):
     name = "cgan"
     summary = "Class-conditional DCGAN (Mirza and Osindero 2014): --label 7, or --label all for a row per class."
     Config = CGANConfig
