@@ -12,6 +12,7 @@ from torch import nn
 
 from gencli.data.text import Vocabulary, load_text, split
 from gencli.errors import UsageError
+from gencli.metrics.compression import compressed_bits_per_char
 from gencli.plugin import EvalRequest, Prepared, SampleRequest, Text
 from gencli_charrnn.numpy_lstm import assemble, check_sample_options, start_text
 
@@ -108,9 +109,11 @@ def _draw(logits: torch.Tensor, options: Any, generator: torch.Generator) -> tor
 
 
 def evaluate(model: CharLSTM, config: Any, options: Any, request: EvalRequest) -> dict[str, float]:
-    """Bits per character on the held-out tail, the LSTM state carried across chunks (as when reading)."""
-    text, _ = load_text(request.data)
-    _, held_out = split(text)
+    """Bits per character on the held-out tail, the LSTM state carried across chunks (as when reading), beside
+    what gzip, bzip2 and xz need for the same text (gencli.metrics.compression)."""
+    text, description = load_text(request.data)
+    train, held_out = split(text)
+    request.describe_data(f"{description}: the held-out last 10%, {len(held_out):,} characters")
     codec = Codec(config.vocab)
     missing = codec.unknown(held_out)
     if missing:
@@ -130,4 +133,4 @@ def evaluate(model: CharLSTM, config: Any, options: Any, request: EvalRequest) -
                                             chunk_targets.reshape(-1), reduction="sum"))
     count = targets.numel()
     return {"bits_per_char": total_nats / count / math.log(2), "nats_per_char": total_nats / count,
-            "characters": int(count)}
+            "characters": int(count)} | compressed_bits_per_char(train, held_out)
