@@ -33,6 +33,7 @@ PLAYER_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c
 BALL_COLOUR = "#ff7f0e"
 LINE_COLOUR = "#5a4a3a"
 FLOOR_COLOUR = "#f6ead2"
+MAX_GIF_PIXELS = 500 * 10**6  # about 100 plays of 50 frames
 
 
 def check(output: Trajectories) -> Any:
@@ -183,6 +184,10 @@ def gif_bytes(output: Trajectories, provenance: dict[str, Any], pixels_per_unit:
     scale, margin, bar = pixels_per_unit, 8, 6
     panel_w, panel_h = round(length * scale), round(width * scale)
     size = (columns * (panel_w + margin) + margin, rows * (panel_h + margin) + margin + bar)
+    if size[0] * size[1] * frames > MAX_GIF_PIXELS:  # every frame is held in memory until the GIF is encoded
+        raise UsageError(f"a GIF of {n:,} plays x {frames:,} frames would hold {size[0] * size[1] * frames / 1e6:,.0f} "
+                         f"million pixels (at most {MAX_GIF_PIXELS // 10**6:,} million); write fewer plays (-n) or "
+                         "frames, or write .svg or .csv")
     palette_colours = [FLOOR_COLOUR, LINE_COLOUR, "#ffffff", *dict.fromkeys(colours(output.roles))]
     index_of = {colour: i for i, colour in enumerate(palette_colours)}
     palette = [channel for colour in palette_colours for channel in _rgb(colour)]
@@ -205,19 +210,22 @@ def gif_bytes(output: Trajectories, provenance: dict[str, Any], pixels_per_unit:
             draw.line([(ox + x * scale, oy + y * scale) for x, y in arc_points(*arc)], fill=1)
 
     paint = [index_of[c] for c in colours(output.roles)]
+    trails = background  # the trails so far, one segment added per frame
+    trail_draw = ImageDraw.Draw(trails)
     images = []
     for t in range(frames):
-        frame = background.copy()
+        for index, (ox, oy) in enumerate(origins):
+            for agent in range(agents):
+                ball = output.roles[agent] == BALL
+                if t and (not ball or t % 2):  # the ball's trail dashed, as in the SVG
+                    (x0, y0), (x1, y1) = to_pixels[index, t - 1, agent], to_pixels[index, t, agent]
+                    trail_draw.line([(ox + x0, oy + y0), (ox + x1, oy + y1)], fill=paint[agent], width=1 if ball else 2)
+        frame = trails.copy()
         draw = ImageDraw.Draw(frame)
         for index, (ox, oy) in enumerate(origins):
             for agent in range(agents):
-                trail = [(ox + x, oy + y) for x, y in to_pixels[index, : t + 1, agent]]
-                ball = output.roles[agent] == BALL
-                for step in range(len(trail) - 1):
-                    if not ball or step % 2 == 0:  # the ball's trail dashed, as in the SVG
-                        draw.line([trail[step], trail[step + 1]], fill=paint[agent], width=1 if ball else 2)
-                x, y = trail[-1]
-                r = 2.5 if ball else 4
+                x, y = ox + to_pixels[index, t, agent, 0], oy + to_pixels[index, t, agent, 1]
+                r = 2.5 if output.roles[agent] == BALL else 4
                 draw.ellipse([x - r, y - r, x + r, y + r], fill=paint[agent], outline=1)
         draw.rectangle([0, size[1] - bar, round(size[0] * (t + 1) / frames), size[1]], fill=1)
         images.append(frame)

@@ -131,3 +131,10 @@ def test_positions_outside_the_court_give_one_line(tmp_path: Path) -> None:
     plays_read = trajectories.Plays([np.array([[[1.0, 2.0]], [[60.0, 2.0]]])], ["a"], None)
     with pytest.raises(UsageError, match=r"agent 'a' is at \(60, 2\) in frame 1, outside the declared 47 x 50"):
         trajectories.check_inside(plays_read, (47.0, 50.0), "x.csv")
+
+
+def test_a_gif_too_large_to_hold_is_refused_before_drawing(tmp_path: Path) -> None:
+    huge = Trajectories(np.full((400, 50, 2, 2), 10.0), ["ball", "p1"])  # 400 courts x 50 frames
+    with pytest.raises(UsageError, match="write fewer plays"):
+        writers.write(huge, str(tmp_path / "huge.gif"), PROVENANCE, default_stem="x")
+    assert not (tmp_path / "huge.gif").exists()
