@@ -1,0 +1,105 @@
+"""VideoGAN (Vondrick, Pirsiavash and Torralba 2016, "Generating Videos with Scene Dynamics"): a two-stream
+generator, a moving foreground with a soft mask over one static background, against a 3D-conv discriminator.
+
+Trained by default on "moving digits over textures", made on the fly from gencli's embedded digits and the
+texture photos scikit-image ships (``moving_digits.py``); ``--data DIR`` takes videos as folders of frames or
+GIF files (``folders.py``). Outputs are ``Clips`` (animated GIF, PNG strips) through the core writers.
+
+This module is the declaration and stays torch-free; everything else is imported on first use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gencli.plugin import LazyPlugin, Preset, option
+
+WEIGHTS = Path(__file__).parent / "weights"
+
+
+@dataclass
+class Config:
+    image_size: int = option(32, "Frame side in pixels, a multiple of 8 (paper: 64; 32 keeps a CPU step near a "
+                                 "second; 64 is four times the work).", minimum=16, maximum=128)
+    frames: int = option(16, "Frames per clip, a multiple of 8 (paper: 32). --data videos are cut into clips of "
+                             "this many frames.", minimum=8, maximum=64)
+    digits: int = option(1, "Moving digits per clip in the embedded data (1 or 2); one keeps 'the digit's class' "
+                            "well defined for the temporal-coherence figure.", minimum=1, maximum=2)
+    z_dim: int = option(64, "Latent size (paper: 100); z is standard Gaussian.", minimum=1, maximum=1024)
+    g_width: int = option(32, "Channels of the generator's last hidden layers; the ones before have 2x and 4x "
+                              "(paper: 64, i.e. 512-256-128-64 over four layers; 32 gives 128-64-32 over three).",
+                          minimum=1, maximum=512)
+    d_width: int = option(16, "Channels of the discriminator's first 3D conv; then 2x and 4x (paper: 64 up to "
+                              "512 over four layers; 16 is a quarter, a step 35% faster than at 32).",
+                          minimum=1, maximum=512)
+    conditional: bool = option(False, "Also learn a frame encoder (the paper's image-to-video variant): "
+                                      "`gencli sample videogan --from-image still.png` then animates that image.")
+    training_data: str = option("moving-digits", "The --data the model was trained on.", flag=False)
+
+
+@dataclass
+class TrainOptions:
+    mask_l1: float = option(0.1, "Weight of the L1 penalty on the foreground mask (the paper's lambda = 0.1): it "
+                                 "pushes everything that does not move into the background stream.",
+                            minimum=0, maximum=100)
+    real_label: float = option(0.9, "The discriminator's target for real clips; 0.9 is one-sided label smoothing "
+                                    "(Salimans et al. 2016); 1 turns it off.", above=0, maximum=1)
+    r1: float = option(0.0, "R1 penalty gamma (Mescheder et al. 2018): gamma / 2 times the discriminator's "
+                            "squared input gradient on real clips; 0 (off) by default: it made a step 60% slower, "
+                            "and without it an early collapse (step 250) had passed by step 500.",
+                       minimum=0, maximum=10_000)
+    reconstruction: float = option(1.0, "With --conditional: weight of the L1 distance between the input frame and "
+                                        "the first generated frame (the paper's image-to-video loss).",
+                                   minimum=0, maximum=1000)
+
+
+@dataclass
+class SampleOptions:
+    parts: bool = option(False, "Show each clip's parts beside it (the paper's Figure 3): clip, foreground, mask "
+                                "and background, one row each in a PNG strip, side by side in a GIF.")
+    fps: float = option(8.0, "Frames per second of the written GIF.", above=0, maximum=100)
+    from_image: Path | None = option(None, "Animate this still image (a model trained with --conditional): each "
+                                           "of the -n clips is one possible future of it.")
+
+
+@dataclass
+class EvalOptions:
+    clips: int = option(256, "Generated clips to score, and as many held-out real clips (and baseline clips).",
+                        minimum=16, maximum=100_000)
+    classifier_steps: int = option(200, "Adam steps of the small 3D-conv real-vs-generated classifier (the "
+                                        "two-sample test), trained on half the clips and scored on the other half.",
+                                   minimum=1, maximum=100_000)
+
+
+class VideoGAN(LazyPlugin):
+    name = "videogan"
+    modality = "video"
+    summary = ("Two-stream video GAN (Vondrick et al. 2016): a moving foreground and mask over a static "
+               "background; animated GIFs, --parts.")
+    implementation = "gencli_videogan.model"  # build, prepare, loss, sample, evaluate (imports torch)
+    Config = Config
+    TrainOptions = TrainOptions
+    SampleOptions = SampleOptions
+    EvalOptions = EvalOptions
+    presets = {
+        "tiny": Preset("Seconds to train; for tests and smoke runs.",
+                       config={"z_dim": 8, "g_width": 4, "d_width": 4, "frames": 8, "image_size": 16},
+                       train={"steps": 10, "batch_size": 8, "log_every": 5},
+                       evaluate={"clips": 32, "classifier_steps": 20}),
+    }
+    # Adam 2e-4, beta1 0.5, batch 32 (the paper: 2e-4, 0.5, 64).
+    train_defaults = {"steps": 1000, "batch_size": 32, "lr": 2e-4, "warmup_steps": 0, "log_every": 25,
+                      "save_every": 250, "grad_clip": 1.0}
+    default_data = ("moving-digits: one (or two, --digits 2) embedded MNIST digits bouncing over scikit-image "
+                    "textures, made on the fly; or a folder of videos (folders of frames, GIF files)")
+    bundled_weights = WEIGHTS / "videogan"
+    supports_bf16 = False  # GAN training is fragile; the recipe was only checked in fp32
+
+    def configure_optimizer(self, model: Any, lr: float, options: Any) -> Any:
+        """Adam with beta1 0.5 (as the paper), one parameter group per player."""
+        return self._function("configure_optimizer")(model, lr)
+
+
+plugin = VideoGAN()

@@ -1,0 +1,232 @@
+"""The model (both players, and the frame encoder of the conditional variant), the data, and one training step.
+
+The engine runs one ``loss`` per step, one backward pass and one optimizer step, so the step is ONE scalar
+whose gradient is, for each player, the gradient of its own loss (as in gencli's image GANs):
+
+    L = L_D(theta_D; fake clips detached) + L_G(theta_G; the discriminator's parameters detached)
+
+with the non-saturating generator loss -log D(G(z)), plus the paper's L1 penalty on the mask (and, for the
+conditional model, the L1 distance between the input frame and the first generated frame).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call
+from torch.nn import functional as F
+
+from gencli.errors import UsageError
+from gencli.plugin import Clips, Prepared, SampleRequest
+from gencli_videogan import moving_digits
+from gencli_videogan.networks import ClipDiscriminator, FrameEncoder, TwoStreamGenerator, compose
+
+EMBEDDED = "moving-digits"
+HOLDOUT_FRACTION = 0.2  # of a --data folder's clips: held out for evaluation
+
+
+class VideoGANPair(nn.Module):
+    """Generator, discriminator (and frame encoder); ``forward`` is the training objective."""
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        check_sizes(config)
+        self.generator = TwoStreamGenerator(config)
+        self.discriminator = ClipDiscriminator(config)
+        self.encoder = FrameEncoder(config) if config.conditional else None
+        self.z_dim = config.z_dim
+
+    def latent(self, z: torch.Tensor, first_frames: torch.Tensor | None) -> torch.Tensor:
+        """The generator's input: z, or [encoded first frame, z] for the conditional model."""
+        if self.encoder is None:
+            return z
+        if first_frames is None:
+            raise UsageError("this model was trained with --conditional: give --from-image STILL.png")
+        return torch.cat([self.encoder(first_frames), z], dim=1)  # (B, 2 z_dim)
+
+    def forward(self, real: torch.Tensor, z: torch.Tensor, options: Any) -> dict[str, torch.Tensor]:
+        real = to_model(real).requires_grad_(options.r1 > 0)  # (B, 3, T, S, S) in [-1, 1]
+        foreground, mask, background = self.generator.parts(self.latent(z, real[:, :, 0].detach()))
+        fake = compose(foreground, mask, background)  # (B, 3, T, S, S)
+        real_logits = self.discriminator(real)  # (B,)
+        fake_logits = self.discriminator(fake.detach())  # (B,): no gradient reaches G through L_D
+        d_loss = (F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, options.real_label))
+                  + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+        if options.r1 > 0:  # R1 (Mescheder et al. 2018): gamma / 2 * |grad_x D(x)|^2 on real clips
+            (slope,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+            d_loss = d_loss + options.r1 / 2 * slope.square().flatten(1).sum(1).mean()
+        frozen = {name: p.detach() for name, p in self.discriminator.named_parameters()}
+        g_logits = functional_call(self.discriminator, frozen, (fake,))  # (B,), D's parameters held fixed
+        adversarial = F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))  # -log D(G(z))
+        g_loss = adversarial + options.mask_l1 * mask.mean()
+        out = {"d_loss": d_loss, "g_loss": g_loss, "g_adversarial": adversarial.detach(),
+               "real_logits": real_logits.detach(), "fake_logits": fake_logits.detach(), "mask": mask.detach()}
+        if self.encoder is not None:
+            reconstruction = (fake[:, :, 0] - real[:, :, 0].detach()).abs().mean()
+            out["g_loss"] = g_loss + options.reconstruction * reconstruction
+            out["reconstruction"] = reconstruction.detach()
+        return out
+
+    @torch.no_grad()
+    def generate_parts(self, z: torch.Tensor, first_frames: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(clip, foreground, mask, background) in [0, 1]: (B, 3, T, S, S) x 3 parts and (B, 3, S, S)."""
+        foreground, mask, background = self.generator.parts(self.latent(z, first_frames))
+        clip = compose(foreground, mask, background)
+        unit = lambda x: ((x + 1) / 2).clamp(0, 1)  # noqa: E731
+        return unit(clip), unit(foreground), mask, unit(background)
+
+
+def check_sizes(config: Any) -> None:
+    for name in ("image_size", "frames"):
+        value = getattr(config, name)
+        if value % 8:
+            raise UsageError(f"--{name.replace('_', '-')} {value}: must be a multiple of 8 (three stride-2 layers)")
+
+
+def to_model(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, T, H, W, 3) -> float (B, 3, T, H, W) in [-1, 1]."""
+    return frames.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
+
+
+def to_uint8(clips: torch.Tensor) -> Any:
+    """[0, 1] (B, C, T, H, W) -> uint8 numpy (B, T, H, W, C), as Clips wants."""
+    return (clips.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 4, 1).contiguous().numpy()
+
+
+def build(config: Any) -> VideoGANPair:
+    return VideoGANPair(config)
+
+
+def configure_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    """Adam with beta1 0.5 (the paper, after DCGAN); one group per player (the encoder plays with G)."""
+    generator = list(model.generator.parameters()) + (list(model.encoder.parameters()) if model.encoder else [])
+    return torch.optim.Adam([{"params": generator}, {"params": model.discriminator.parameters()}], lr=lr,
+                            betas=(0.5, 0.999))
+
+
+def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], options: Any
+         ) -> tuple[torch.Tensor, dict[str, float]]:
+    real, z = batch
+    if real.shape[0] < 2:  # batch normalisation has no statistics for one clip
+        raise UsageError(f"--batch-size {real.shape[0]}: batch normalisation needs at least 2 clips a step (in "
+                         "each process, with --nproc)")
+    out = model(real, z, options)
+    metrics = {
+        "d_loss": float(out["d_loss"].detach()),
+        "g_loss": float(out["g_loss"].detach()),
+        "g_adversarial": float(out["g_adversarial"]),
+        "d_real_acc": float((out["real_logits"] > 0).float().mean()),  # D calls real clips real
+        "d_fake_acc": float((out["fake_logits"] < 0).float().mean()),  # D calls generated clips fake
+        "mask_mean": float(out["mask"].mean()),  # the share of pixels the foreground stream claims
+    }
+    if "reconstruction" in out:
+        metrics["reconstruction"] = float(out["reconstruction"])
+    return out["d_loss"] + out["g_loss"], metrics
+
+
+# ---- data --------------------------------------------------------------------------------------------------
+
+
+class MovingDigitBatches:
+    """The engine's TrainData for the embedded clips: (frames uint8 (B, T, S, S, 3), z (B, z_dim)), made fresh
+    for every batch from the engine's generator (so a resumed run sees the very same clips)."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    def batch(self, generator: torch.Generator, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.config
+        clips = moving_digits.make_clips(moving_digits.rng_from(generator), batch_size, frames=c.frames,
+                                         size=c.image_size, digits=c.digits)
+        return torch.from_numpy(clips.frames), torch.randn(batch_size, c.z_dim, generator=generator)
+
+
+class ClipPool:
+    """TrainData over a fixed pool of clips uint8 (N, T, S, S, 3) cut from a --data folder."""
+
+    def __init__(self, frames: torch.Tensor, z_dim: int) -> None:
+        self.frames, self.z_dim = frames, z_dim
+
+    def batch(self, generator: torch.Generator, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.randint(0, self.frames.shape[0], (batch_size,), generator=generator)
+        return self.frames[rows], torch.randn(batch_size, self.z_dim, generator=generator)
+
+
+def is_embedded(source: str | None) -> bool:
+    return source is None or source == EMBEDDED
+
+
+def folder_clips(source: str, config: Any, part: str) -> torch.Tensor:
+    """The training part or the held-out part (every fifth clip) of a --data folder's clips."""
+    from gencli_videogan.folders import load_clips
+
+    clips = torch.from_numpy(load_clips(source, config.image_size, config.frames))  # (N, T, S, S, 3)
+    held = torch.zeros(clips.shape[0], dtype=torch.bool)
+    held[::int(round(1 / HOLDOUT_FRACTION))] = True
+    if clips.shape[0] < 2:
+        return clips  # one clip: trained and scored on, said in the description
+    return clips[~held] if part == "train" else clips[held]
+
+
+def prepare(data: str | None, config: Any, options: Any) -> Prepared:
+    check_sizes(config)
+    config = dataclasses.replace(config, training_data=data or EMBEDDED)
+    if is_embedded(data):
+        description = moving_digits.describe(config.frames, config.image_size, config.digits)
+        return Prepared(config, MovingDigitBatches(config), description)
+    clips = folder_clips(data, config, "train")
+    description = f"{data} ({clips.shape[0]:,} clips of {config.frames} frames at {config.image_size}x{config.image_size})"
+    return Prepared(config, ClipPool(clips, config.z_dim), description)
+
+
+# ---- sampling ------------------------------------------------------------------------------------------------
+
+
+def seeded_latents(seed: int, n: int, z_dim: int) -> torch.Tensor:
+    return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
+
+
+def first_frames_from(options: Any, config: Any, n: int) -> torch.Tensor | None:
+    """The --from-image still as (n, 3, S, S) in [-1, 1], or None."""
+    if options.from_image is None or str(options.from_image) == "":
+        return None
+    if not config.conditional:
+        raise UsageError("--from-image needs a model trained with --conditional (this one has no frame encoder)")
+    from gencli.data.images import load_image
+
+    still = load_image(options.from_image, config.image_size, 3).float() / 127.5 - 1.0  # (3, S, S)
+    return still.unsqueeze(0).expand(n, -1, -1, -1)
+
+
+def generate(model: VideoGANPair, z: torch.Tensor, first: torch.Tensor | None, device: torch.device,
+             chunk: int = 64) -> tuple[torch.Tensor, ...]:
+    """generate_parts over chunks of z, on the CPU: (clip, foreground, mask, background)."""
+    model.eval()
+    parts: list[list[torch.Tensor]] = [[], [], [], []]
+    for start in range(0, z.shape[0], chunk):
+        still = None if first is None else first[start:start + chunk].to(device)
+        for i, part in enumerate(model.generate_parts(z[start:start + chunk].to(device), still)):
+            parts[i].append(part.float().cpu())
+    return tuple(torch.cat(p) for p in parts)
+
+
+def sample(model: Any, config: Any, options: Any, request: SampleRequest) -> Clips:
+    z = seeded_latents(request.seed, request.n, config.z_dim)
+    clip, foreground, mask, background = generate(model, z, first_frames_from(options, config, request.n),
+                                                  request.device)
+    if not options.parts:
+        return Clips(to_uint8(clip), fps=options.fps)
+    frames = clip.shape[2]
+    rows = torch.stack([clip, foreground, mask.expand(-1, 3, -1, -1, -1),
+                        background.unsqueeze(2).expand(-1, -1, frames, -1, -1)], dim=1)  # (N, 4, 3, T, S, S)
+    return Clips(to_uint8(rows.flatten(0, 1)), fps=options.fps, columns=4)
+
+
+def evaluate(model: Any, config: Any, options: Any, request: Any) -> dict[str, float]:
+    from gencli_videogan.evaluation import evaluate as run
+
+    return run(model, config, options, request)

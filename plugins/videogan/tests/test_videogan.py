@@ -1,0 +1,242 @@
+"""videogan: the two-stream generator, one training step, the moving-digits data, --data folders, the contract."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
+from conftest import run_gencli  # noqa: E402
+
+from gencli.errors import UsageError  # noqa: E402
+from gencli.plugin import Clips, SampleRequest  # noqa: E402
+from gencli.testing import PluginContract  # noqa: E402
+from gencli_videogan import Config, SampleOptions, TrainOptions, plugin  # noqa: E402
+from gencli_videogan import evaluation, model, moving_digits  # noqa: E402
+from gencli_videogan.folders import load_clips  # noqa: E402
+from gencli_videogan.networks import compose  # noqa: E402
+
+TINY = {"z_dim": 8, "g_width": 4, "d_width": 4, "frames": 8, "image_size": 16}
+
+
+class TestVideoGANContract(PluginContract):
+    plugin = plugin
+    tiny_config = TINY
+    tiny_eval_options = {"clips": 16, "classifier_steps": 5}
+
+    def test_training_lowers_the_loss(self) -> None:
+        """A GAN's combined loss is a game's value; each player, trained while the other stays fixed, must
+        lower its own loss instead."""
+        for player, key in (("discriminator", "d_loss"), ("generator", "g_loss")):
+            net, prepared, options = self._model()
+            losses = self._train_on_one_batch(net, prepared, options, getattr(net, player).parameters(),
+                                              metric=key, batch_size=8)
+            assert losses[-1] < losses[0] * 0.9, f"{key} went {losses[0]:.4f} -> {losses[-1]:.4f}"
+
+
+def tiny_model(**changes: object) -> model.VideoGANPair:
+    torch.manual_seed(0)
+    return model.build(Config(**{**TINY, **changes}))
+
+
+# ---- the generator -----------------------------------------------------------------------------------------
+
+
+def test_generator_parts_have_the_paper_shapes_and_the_mask_lies_in_0_1() -> None:
+    net = tiny_model().eval()
+    with torch.no_grad():
+        foreground, mask, background = net.generator.parts(torch.randn(3, 8))
+        clip = net.generator(torch.randn(3, 8))
+    assert foreground.shape == (3, 3, 8, 16, 16) and mask.shape == (3, 1, 8, 16, 16)
+    assert background.shape == (3, 3, 16, 16)  # one image: the background stream has no time axis
+    assert float(mask.min()) >= 0 and float(mask.max()) <= 1
+    assert clip.shape == (3, 3, 8, 16, 16) and float(clip.abs().max()) <= 1
+
+
+def test_the_clip_is_mask_times_foreground_plus_the_rest_background() -> None:
+    net = tiny_model().eval()
+    z = torch.randn(2, 8)
+    with torch.no_grad():
+        foreground, mask, background = net.generator.parts(z)
+    expected = mask * foreground + (1 - mask) * background[:, :, None]
+    with torch.no_grad():
+        torch.testing.assert_close(net.generator(z), expected)
+    # Where the mask is 0 the clip is the background, the same in every frame.
+    still = compose(foreground, torch.zeros_like(mask), background)
+    assert torch.equal(still, background[:, :, None].expand_as(still))
+    assert torch.equal(still[:, :, 0], still[:, :, -1])
+
+
+def test_the_background_stream_gives_every_frame_the_same_background() -> None:
+    net = tiny_model().eval()
+    with torch.no_grad():  # force the mask to 0: the clip is then the background stream's output alone
+        net.generator.fg_mask.weight.zero_()
+        net.generator.fg_mask.bias.fill_(-50.0)
+        clip, _, mask, background = net.generate_parts(torch.randn(2, 8))
+    assert float(mask.max()) < 1e-20
+    for t in range(clip.shape[2]):
+        torch.testing.assert_close(clip[:, :, t], background, atol=1e-6, rtol=0)
+
+
+def test_one_training_step_moves_both_players_and_reports_its_metrics() -> None:
+    net = tiny_model()
+    prepared = model.prepare(None, net_config := Config(**TINY), TrainOptions())
+    assert prepared.config.training_data == "moving-digits" and net_config.frames == 8
+    optimizer = model.configure_optimizer(net, 1e-3)
+    before = {name: p.detach().clone() for name, p in net.named_parameters()}
+    loss, metrics = model.loss(net, prepared.data.batch(torch.Generator().manual_seed(0), 4), TrainOptions())
+    loss.backward()
+    optimizer.step()
+    moved = {name.split(".")[0] for name, p in net.named_parameters() if not torch.equal(p, before[name])}
+    assert moved == {"generator", "discriminator"}
+    assert set(metrics) >= {"d_loss", "g_loss", "d_real_acc", "d_fake_acc", "mask_mean"}
+    assert 0 < metrics["mask_mean"] < 1
+
+
+def test_sizes_that_are_not_multiples_of_8_are_refused() -> None:
+    with pytest.raises(UsageError, match="multiple of 8"):
+        model.build(Config(**{**TINY, "frames": 12}))
+
+
+# ---- sampling --------------------------------------------------------------------------------------------
+
+
+def test_parts_put_clip_foreground_mask_and_background_side_by_side() -> None:
+    net = tiny_model().eval()
+    request = SampleRequest(2, 1, torch.device("cpu"))
+    with torch.inference_mode():
+        plain = model.sample(net, Config(**TINY), SampleOptions(), request)
+        parts = model.sample(net, Config(**TINY), SampleOptions(parts=True), request)
+    assert isinstance(parts, Clips) and parts.columns == 4
+    assert plain.frames.shape == (2, 8, 16, 16, 3) and parts.frames.shape == (8, 8, 16, 16, 3)
+    np.testing.assert_array_equal(parts.frames[0], plain.frames[0])  # the clip itself comes first
+    mask = parts.frames[2]
+    assert (mask[..., 0] == mask[..., 1]).all()  # the mask is shown grey
+    background = parts.frames[3]
+    assert (background == background[:1]).all()  # the background does not move
+
+
+# ---- the embedded data -------------------------------------------------------------------------------------
+
+
+def test_bounce_reflects_at_the_walls_and_keeps_the_speed() -> None:
+    path = moving_digits.bounce(np.array([5.0, 2.0]), np.array([-2.0, 3.0]), 12, 10.0)
+    assert (path >= 0).all() and (path <= 10).all()
+    step = np.diff(path, axis=0)
+    assert step[0, 0] < 0 and (step[:, 0] > 0).any()  # y heads up, then bounces back down
+    assert step[0, 1] > 0 and (step[:, 1] < 0).any()  # x heads right, then bounces back left
+    free = np.abs(step).max(axis=0)
+    np.testing.assert_allclose(free, [2.0, 3.0])  # away from the walls, the constant velocity
+
+
+def test_digits_stay_inside_the_frame_and_bounce() -> None:
+    batch = moving_digits.make_clips(np.random.default_rng(3), 40, frames=24, size=32, digits=2)
+    limit = 32 - 16
+    assert batch.frames.shape == (40, 24, 32, 32, 3) and batch.positions.shape == (40, 24, 2, 2)
+    assert (batch.positions >= 0).all() and (batch.positions <= limit).all()
+    velocity = np.diff(batch.positions, axis=1)  # (N, T-1, D, 2)
+    flips = np.sign(velocity[:, 1:]) * np.sign(velocity[:, :-1]) < 0
+    assert flips.any(axis=(1, 2, 3)).mean() > 0.5  # most clips see a bounce in 24 frames
+    # Constant speed: a step is as long as the clip's longest along each axis, or shorter where it hits a wall.
+    speeds = np.abs(velocity)
+    longest = speeds.max(axis=1, keepdims=True)
+    assert (speeds <= longest + 1e-9).all()
+    assert np.isclose(speeds, longest).mean() > 0.8
+
+
+def test_the_background_is_static_and_only_the_digit_moves() -> None:
+    batch = moving_digits.make_clips(np.random.default_rng(0), 8, frames=16, size=32, digits=1)
+    for i in range(8):
+        covered = np.zeros((32, 32), bool)  # every pixel the digit's square passes over
+        for y, x in np.rint(batch.positions[i, :, 0]).astype(int):
+            covered[y : y + 16, x : x + 16] = True
+        frames = batch.frames[i]
+        assert (frames[:, ~covered] == batch.background[i][~covered]).all()
+        assert (frames != frames[:1]).any()  # and the clip does change
+
+
+def test_clips_depend_only_on_the_generator_and_the_labels_are_digits() -> None:
+    prepared = model.prepare(None, Config(**TINY), TrainOptions())
+    a, za = prepared.data.batch(torch.Generator().manual_seed(1), 4)
+    b, zb = prepared.data.batch(torch.Generator().manual_seed(1), 4)
+    assert torch.equal(a, b) and torch.equal(za, zb) and a.dtype == torch.uint8
+    batch = moving_digits.make_clips(np.random.default_rng(0), 50, split="test")
+    assert set(batch.labels) <= set(range(10)) and len(set(batch.labels)) > 5
+
+
+# ---- --data folders ----------------------------------------------------------------------------------------
+
+
+def write_frames(folder: Path, count: int, size: tuple[int, int] = (20, 20), skip: int | None = None) -> None:
+    folder.mkdir(parents=True)
+    for t in range(count + (skip is not None)):
+        if t == skip:
+            continue
+        Image.fromarray(np.full((size[1], size[0], 3), 10 * t, np.uint8)).save(folder / f"frame_{t:03d}.png")
+
+
+def test_a_folder_of_frame_folders_and_gifs_is_cut_into_clips(tmp_path: Path) -> None:
+    write_frames(tmp_path / "a", 20)
+    gif = [Image.fromarray(np.full((12, 12, 3), 20 * t, np.uint8)) for t in range(9)]
+    gif[0].save(tmp_path / "b.gif", save_all=True, append_images=gif[1:], duration=100)
+    clips = load_clips(str(tmp_path), 16, 8)
+    assert clips.shape == (3, 8, 16, 16, 3)  # b.gif: 1 clip of its 9 frames; a/: 2 clips of its 20 frames
+    assert clips[0, :, 0, 0, 0].tolist() == [20 * t for t in range(8)]  # the GIF, frames in order
+    assert clips[2, :, 0, 0, 0].tolist() == [10 * t for t in range(8, 16)]  # a/'s second clip
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda root: write_frames(root / "v", 9, skip=4), "skips from frame 3 to 5"),
+    (lambda root: (write_frames(root / "v", 9), Image.fromarray(np.zeros((8, 9, 3), np.uint8)).save(
+        root / "v" / "frame_009.png")), "is 9x8, but frame_000.png is 20x20"),
+    (lambda root: write_frames(root / "v", 5), "has 5 frame\\(s\\), fewer than --frames 8"),
+    (lambda root: None, "no videos there"),
+])
+def test_bad_frame_folders_are_one_clear_error(tmp_path: Path, make, message) -> None:
+    root = tmp_path / "videos"
+    root.mkdir()
+    make(root)
+    with pytest.raises(UsageError, match=message):
+        load_clips(str(root), 16, 8)
+
+
+def test_the_cli_refuses_a_broken_folder_and_impossible_frame_counts_in_one_line(tmp_path: Path) -> None:
+    write_frames(tmp_path / "videos" / "v", 12, skip=2)
+    for args, message in (
+        (["--data", str(tmp_path / "videos")], "skips from frame 1 to 3"),
+        (["--frames", "1"], "--frames"),
+        (["--frames", "10000"], "--frames"),
+    ):
+        process = run_gencli("train", "videogan", "--preset", "tiny", "--steps", "1", "--out",
+                             str(tmp_path / "run"), *args)
+        assert process.returncode != 0
+        lines = process.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("gencli: error:") and message in lines[0], process.stderr
+
+
+# ---- evaluation pieces -------------------------------------------------------------------------------------
+
+
+def test_motion_and_the_baselines_measure_what_they_say() -> None:
+    batch = moving_digits.make_clips(np.random.default_rng(0), 32, split="test")
+    real = evaluation.to_unit(batch.frames)
+    true_speed = np.linalg.norm(np.diff(batch.positions[:, :, 0], axis=1), axis=-1).mean()
+    assert evaluation.motion(real) == pytest.approx(true_speed, rel=0.3)
+    generator = torch.Generator().manual_seed(0)
+    assert evaluation.motion(evaluation.repeated(real, generator)) == 0
+    assert evaluation.motion(evaluation.shuffled(real, generator)) > 2 * evaluation.motion(real)
+
+
+def test_the_mask_share_of_motion_is_high_when_the_mask_covers_what_moves() -> None:
+    batch = moving_digits.make_clips(np.random.default_rng(0), 8, split="test")
+    clips = evaluation.to_unit(batch.frames)
+    on_digits = (evaluation.foreground_weights(clips) > 0.05).float().unsqueeze(1)  # (N, 1, T, H, W)
+    right = evaluation.separation(clips, on_digits)
+    blind = evaluation.separation(clips, torch.full_like(on_digits, right["mask_area"]))
+    assert right["mask_motion_share"] > 0.9 and right["mask_area"] < 0.3
+    assert blind["mask_motion_share"] == pytest.approx(right["mask_area"], rel=1e-4)
