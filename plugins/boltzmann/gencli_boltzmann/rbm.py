@@ -16,6 +16,7 @@ from gencli.plugin import EvalRequest, SampleRequest
 
 from gencli_boltzmann import common
 from gencli_boltzmann.common import bernoulli, bernoulli16, prepare  # noqa: F401  (prepare is the plugin's)
+from gencli_boltzmann.sparse import BinaryProducts, outer_sum
 
 
 class RBM(nn.Module):
@@ -57,20 +58,21 @@ def free_energy_from(v: torch.Tensor, hidden_input: torch.Tensor, visible_bias: 
 MONITORED_ROWS = 20
 
 
-def negative_phase(model: RBM, weight: torch.Tensor, data_hidden: torch.Tensor,
+def negative_phase(model: RBM, products: Any, data_hidden: torch.Tensor,
                    options: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """(Hinton's reconstruction of the data, for monitoring; the negative visible samples) given p(h|data).
 
-    ``weight`` is the model's W in the dtype its matmuls run in; the sampled states are made in that dtype.
-    CD starts its k Gibbs sweeps at the reconstruction, sampled; PCD continues its persistent chains, which keep
-    each chain's hidden sample as well as its visible one (like scikit-learn), so a sweep starts at h.
+    ``products`` multiplies the model's W, in the dtype its matmuls run in, by unit states (``up``: v @ W,
+    ``down``: h @ W^T); the sampled states are made in that dtype. CD starts its k Gibbs sweeps at the
+    reconstruction, sampled; PCD continues its persistent chains, which keep each chain's hidden sample as well
+    as its visible one (like scikit-learn), so a sweep starts at h.
     """
     if options.k < 1:
         raise UsageError("--k must be at least 1")
-    states = weight.dtype
+    states = products.weight.dtype
 
     def visible(h: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(h @ weight.T + model.visible_bias)
+        return torch.sigmoid(products.down(h) + model.visible_bias)  # (B, V)
 
     if options.method == "cd":
         reconstruction = visible(bernoulli16(data_hidden, states))
@@ -79,9 +81,22 @@ def negative_phase(model: RBM, weight: torch.Tensor, data_hidden: torch.Tensor,
         reconstruction = visible(bernoulli16(data_hidden[:MONITORED_ROWS], states))
         negative = bernoulli16(visible(model.chain_hidden.to(states)), states)
     for _ in range(options.k - 1):
-        hidden = bernoulli16(torch.sigmoid(negative @ weight + model.hidden_bias), states)
+        hidden = bernoulli16(torch.sigmoid(products.up(negative) + model.hidden_bias), states)
         negative = bernoulli16(visible(hidden), states)
     return reconstruction, negative
+
+
+class DenseProducts:
+    """``negative_phase``'s products as plain matmuls (the autograd definition, ``loss``)."""
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        self.weight = weight
+
+    def up(self, visible: torch.Tensor) -> torch.Tensor:
+        return visible @ self.weight  # (B, V) @ (V, H)
+
+    def down(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden @ self.weight.T  # (B, H) @ (H, V)
 
 
 def keep_chains(model: RBM, negative: torch.Tensor, negative_hidden: torch.Tensor, options: Any) -> None:
@@ -100,7 +115,8 @@ def loss(model: RBM, batch: dict[str, torch.Tensor], options: Any) -> tuple[torc
     data_input = v @ model.weight + model.hidden_bias  # (B, H), with gradient
     with torch.no_grad():
         data_hidden = torch.sigmoid(data_input.detach())
-        reconstruction, negative = negative_phase(model, model.weight.detach(), data_hidden, options)
+        reconstruction, negative = negative_phase(model, DenseProducts(model.weight.detach()), data_hidden,
+                                                  options)
     negative_input = negative @ model.weight + model.hidden_bias  # (B', H), with gradient
     with torch.no_grad():
         keep_chains(model, negative, torch.sigmoid(negative_input.detach()), options)
@@ -123,16 +139,18 @@ def gradients(model: RBM, batch: dict[str, torch.Tensor], options: Any) -> tuple
     autocast dtype once per step rather than at every matmul. Under ``--precision bf16`` this halves the step
     time of autograd on the surrogate, which is what lets the RBM beat scikit-learn's float32 path."""
     weight = model.weight.to(matmul_dtype(model.weight))
+    products = BinaryProducts(weight)
     v = batch["binary"].flatten(1).to(weight.dtype)
-    data_hidden = torch.sigmoid(v @ weight + model.hidden_bias)
-    reconstruction, negative = negative_phase(model, weight, data_hidden, options)
-    negative_hidden = torch.sigmoid(negative @ weight + model.hidden_bias)
+    data_hidden = torch.sigmoid(products.up(v) + model.hidden_bias)
+    reconstruction, negative = negative_phase(model, products, data_hidden, options)
+    negative_hidden = torch.sigmoid(products.up(negative) + model.hidden_bias)
     keep_chains(model, negative, negative_hidden, options)
     n, m = v.shape[0], negative.shape[0]
     # d/dW [mean F(data) - mean F(negative)] = <v h^T>_negative - <v h^T>_data, as one (V, B'+B) x (B'+B, H)
-    # product: the difference accumulates in float32 even when the matmul runs in bf16.
+    # product: the difference accumulates in float32 even when the matmul runs in bf16. The 0/1 factor is the
+    # stacked samples', so the sum runs over their ones only.
     hidden = torch.cat([negative_hidden / m, data_hidden / -n]).to(weight.dtype)
-    model.weight.grad = (torch.cat([negative, v]).T @ hidden).to(model.weight.dtype)
+    model.weight.grad = outer_sum(torch.cat([negative, v]), hidden).to(model.weight.dtype)
     model.visible_bias.grad = negative.float().mean(0) - v.float().mean(0)
     model.hidden_bias.grad = negative_hidden.mean(0) - data_hidden.mean(0)
     if options.sparsity_target > 0:
