@@ -187,3 +187,30 @@ def test_a_busy_port_and_a_bad_weights_pair_are_one_line_errors() -> None:
     assert process.returncode != 0 and "give PLUGIN=SRC" in process.stderr
     process = run_gencli("serve", "--plugins", "nosuch", timeout=60)
     assert process.returncode != 0 and "unknown plugin(s) nosuch" in process.stderr
+
+
+def test_an_uploaded_image_is_decoded_like_an_input_file() -> None:
+    import base64
+    import hashlib
+    import types
+
+    from gencli.errors import UsageError
+    from gencli.plugin import ImageInput
+    from gencli.serve.jobs import uploaded_image
+
+    picture = Image.new("RGBA", (6, 4), (200, 10, 10, 128))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    data = buffer.getvalue()
+    takes_image = types.SimpleNamespace(name="upscaler", image_input=ImageInput(channels=3))
+    image = uploaded_image(takes_image, {"name": "red.png", "data": base64.b64encode(data).decode()})
+    assert image.pixels.shape == (4, 6, 3) and image.pixels[0, 0].tolist() == [200, 10, 10]
+    assert image.alpha is not None and int(image.alpha[0, 0]) == 128
+    assert (image.stem, image.sha256) == ("red", hashlib.sha256(data).hexdigest())
+    for sent, message in (({"name": "x.png", "data": "not base64!"}, "not base64"),
+                          ({"name": "x.png", "data": base64.b64encode(b"hello").decode()}, "not a readable image"),
+                          (None, "choose one to upload"), ("x.png", "base64")):
+        with pytest.raises(UsageError, match=message):
+            uploaded_image(takes_image, sent)
+    with pytest.raises(UsageError, match="takes no input image"):
+        uploaded_image(types.SimpleNamespace(name="dcgan"), {"name": "x.png", "data": ""})

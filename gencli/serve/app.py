@@ -32,7 +32,7 @@ from gencli.serve.forms import form
 from gencli.serve.jobs import Busy, Cancelled, Editing, Job, Jobs, Models, Result, text_pieces
 
 STATIC = Path(__file__).parent / "static"
-MAX_BODY = 256 * 1024  # bytes: an edit's strokes at 64 x 64 RGBA are about 60 kB of JSON
+MAX_BODY = 4 * 2**20  # bytes: an uploaded photo for srgan or pix2pix (base64), or an edit's strokes (~60 kB)
 DISCONNECT_POLL = 0.2  # seconds between checks that the client is still there
 
 

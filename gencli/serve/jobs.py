@@ -174,7 +174,10 @@ class Jobs:
         ``ready``: text at once, its ``chunks`` then filled here as they are generated (so the page shows them
         as they come); anything else once encoded."""
         plugin = self.plugin(name)
+        sent = dict(sent) if isinstance(sent, dict) else sent
+        uploaded = sent.pop("input", None) if isinstance(sent, dict) else None
         core, values = parse_form(plugin, sent)
+        image = uploaded_image(plugin, uploaded)
         options = options_instance(plugin.SampleOptions, values)
         sampler = self.models.sampler(plugin, options)
         from gencli.plugin import SampleRequest
@@ -182,11 +185,16 @@ class Jobs:
 
         sampler.reseed(core["seed"])
         provenance = provenance_of(plugin, sampler.loaded, core["seed"], options)
+        if image is not None:
+            from gencli.inputs import provenance_of as input_provenance
+
+            provenance["input"] = input_provenance(image)
         suffix = SUFFIXES.get(plugin.modality, ".bin")
         result = Result(MEDIA_TYPES.get(suffix, "application/octet-stream"), f"{name}{suffix}",
                         command_line(plugin, core, values), provenance)
         with sampler.inference():
-            output = sampler.generate(SampleRequest(core["n"], core["seed"], sampler.target, progress=job.progress))
+            output = sampler.generate(SampleRequest(core["n"], core["seed"], sampler.target, progress=job.progress,
+                                                    input=image))
             if not isinstance(output, Text):
                 result.data = encode(output, suffix, provenance)
                 ready(result)
@@ -201,6 +209,36 @@ class Jobs:
                 result.chunks.put(None)
             except BaseException as error:  # noqa: BLE001  (the response side re-raises or ends on it)
                 result.chunks.put(error)
+
+
+def uploaded_image(plugin: Any, uploaded: Any) -> Any:
+    """The image a browser sent for a plugin that takes one (``image_input``): the file's bytes, base64 in JSON,
+    decoded by the same code and limits as `--input` (never a path). None for plugins that take no image."""
+    declared = getattr(plugin, "image_input", None)
+    if declared is None:
+        if uploaded is not None:
+            raise UsageError(f"{plugin.name} takes no input image")
+        return None
+    if uploaded is None:
+        if declared.required:
+            raise UsageError(f"{plugin.name} works on an image: choose one to upload")
+        return None
+    import base64
+    import binascii
+
+    from gencli.inputs import InputSource, check_readable, decode
+
+    if not isinstance(uploaded, dict) or not isinstance(uploaded.get("data"), str):
+        raise UsageError("input must be an object with the image file's bytes in base64 ('data') and its 'name'")
+    try:
+        data = base64.b64decode(uploaded["data"], validate=True)
+    except (binascii.Error, ValueError):
+        raise UsageError("input: 'data' is not base64") from None
+    name = str(uploaded.get("name") or "upload")[:100]
+    stem = name.rsplit(".", 1)[0] or "upload"
+    source = InputSource(name=name, stem=stem, data=data)
+    check_readable(source, declared)
+    return decode(source, declared)
 
 
 def encode(output: Any, suffix: str, provenance: dict[str, Any]) -> bytes:

@@ -91,6 +91,15 @@ async function streamText(container, response) {
   return new Blob([text], { type: "text/plain" });
 }
 
+async function withUpload(values, upload) {
+  if (!upload || !upload.files.length) return values;
+  const file = upload.files[0];
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return { ...values, input: { name: file.name, data: btoa(text) } };
+}
+
 function samplePanel(plugin) {
   const panel = document.getElementById("sample-panel").content.firstElementChild.cloneNode(true);
   panel.id = `plugin-${plugin.name}`;
@@ -100,11 +109,17 @@ function samplePanel(plugin) {
   const form = panel.querySelector("form");
   const status = panel.querySelector(".status");
   const button = panel.querySelector(".sample-button");
+  let upload = null;
   if (plugin.needs_input) {
-    form.textContent = "This model turns an input image into another: use `gencli sample " + plugin.name +
-      " --input IMAGE` (the page takes no files).";
-    button.disabled = true;
-    return panel;
+    // The image travels as bytes in the request (like `--input -`); the server never takes a path.
+    const label = document.createElement("label");
+    label.textContent = "--input";
+    upload = document.createElement("input");
+    upload.type = "file";
+    upload.accept = "image/png,image/jpeg";
+    upload.name = "input";
+    label.append(upload);
+    form.append(label);
   }
   for (const field of plugin.form) form.append(fieldInput(field));
   button.addEventListener("click", async () => {
@@ -114,7 +129,7 @@ function samplePanel(plugin) {
     try {
       const response = await fetch(`/api/sample/${plugin.name}`, {
         method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(formValues(form, plugin.form)),
+        body: JSON.stringify(await withUpload(formValues(form, plugin.form), upload)),
       });
       if (!response.ok) { setStatus(status, await errorText(response), true); return; }
       const result = panel.querySelector(".result");
