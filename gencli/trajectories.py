@@ -152,7 +152,8 @@ def _svg_court(lines: CourtLines, court: tuple[float, float]) -> str:
     for arc in lines.arcs:
         shapes.append('<polyline points="' + " ".join(f"{x:.2f},{y:.2f}" for x, y in arc_points(*arc)) + '"/>')
     return (f'    <g class="court" fill="none" stroke="{LINE_COLOUR}" stroke-width="0.2">\n'
-            f'      <rect class="floor" width="{court[0]:g}" height="{court[1]:g}" fill="{FLOOR_COLOUR}" stroke="none"/>\n'
+            f'      <rect class="floor" width="{court[0]:g}" height="{court[1]:g}" fill="{FLOOR_COLOUR}" '
+            'stroke="none"/>\n'
             + "\n".join("      " + shape for shape in shapes) + "\n    </g>")
 
 

@@ -42,7 +42,8 @@ def test_svg_has_one_path_per_agent_per_play_and_marks_the_ends(tmp_path: Path) 
         assert [p.get("data-agent") for p in paths] == ROLES
         dashed = [p.get("data-agent") for p in paths if p.get("stroke-dasharray")]
         assert dashed == ["ball"]
-        assert len(agents.findall(f"{SVG}circle[@class='start']")) == len(agents.findall(f"{SVG}circle[@class='end']")) == 4
+        starts, ends = agents.findall(f"{SVG}circle[@class='start']"), agents.findall(f"{SVG}circle[@class='end']")
+        assert len(starts) == len(ends) == 4
         assert len(panel.find(f"{SVG}g[@class='court']")) > 10  # the half court's lines
     first = panels[0].find(f"{SVG}g[@class='agents']/{SVG}path").get("d")
     x, y = (float(v) for v in first[1:].split(" L")[0].split(","))
