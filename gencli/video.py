@@ -1,11 +1,10 @@
-"""Encoding ``Clips`` (short videos, uint8 (N, T, H, W, C)): animated GIF, PNG strips and single frames.
+"""``Clips`` (short videos, uint8 (N, T, H, W, C)) as arrays, and their animated GIF encoding.
 
-* GIF (the default): the N clips tiled into one animated grid, played at the clips' frame rate and looped
-  forever; the provenance JSON is the GIF comment. All frames share one palette (256 colours chosen over the
-  whole clip), so colours do not flicker from frame to frame.
-* PNG strip (``-o x.png`` or ``--strip``): one row of T frames per clip, provenance in a tEXt chunk.
-* ``{t}`` in the path: one PNG per frame (of the tiled grid, or of each clip with ``{i}`` too), each with its
-  provenance plus the frame (and clip) index.
+gencli.writers lays clips out (the N clips tiled into one grid per time step, or a PNG strip with one row of
+T frames per clip, or one PNG per frame) with its image grid and PNG encoder; this module checks, scales and
+splits the frames and encodes a movie as a GIF: played at the clips' frame rate, looped forever, the
+provenance JSON as the GIF comment, and one palette for all frames (256 colours chosen over the whole movie),
+so colours do not flicker from frame to frame.
 
 Torch-free: the sample path imports this before any model work.
 """
@@ -19,7 +18,6 @@ from typing import Any
 from gencli.plugin import Clips
 
 GIF_SUFFIX, PNG_SUFFIX = ".gif", ".png"
-PAD, PAD_VALUE = 2, 128  # the grid's gutter, as for images
 
 
 def checked_frames(clips: Clips) -> Any:
@@ -46,38 +44,16 @@ def split_clips(clips: Clips) -> list[Clips]:
     return [Clips(frames[i : i + 1], clips.fps) for i in range(len(frames))]
 
 
-def tiled_frames(clips: Clips) -> Any:
-    """(N, T, H, W, C) -> (T, H', W', C): at each time step the N clips' frames laid out as an image grid."""
-    import numpy as np
-
-    from gencli.writers import grid
-
-    frames = checked_frames(clips)
-    return np.stack([grid(frames[:, t], clips.columns, PAD, PAD_VALUE) for t in range(frames.shape[1])])
-
-
-def strip(clips: Clips) -> Any:
-    """(N, T, H, W, C) -> one image: row i holds clip i's T frames from left to right."""
-    from gencli.writers import grid
-
-    frames = checked_frames(clips)
-    n, t = frames.shape[:2]
-    if n * t == 1:
-        return frames[0, 0]
-    return grid(frames.reshape(n * t, *frames.shape[2:]), t, PAD, PAD_VALUE)  # (rows, cols, C)
-
-
 def frame_milliseconds(fps: float) -> int:
     """How long each frame shows: GIF counts in hundredths of a second, so round to 10 ms (at least 20 ms: many
     viewers play a shorter delay far slower than asked)."""
     return max(20, int(100.0 / fps + 0.5) * 10)  # half up: 8 fps shows 130 ms, not 120
 
 
-def gif_bytes(clips: Clips, provenance: dict[str, Any]) -> bytes:
-    """An animated GIF of the tiled clips, looping forever, with the provenance as its comment."""
+def gif_bytes(movie: Any, fps: float, provenance: dict[str, Any]) -> bytes:
+    """An animated GIF of ``movie``, uint8 (T, H, W, C), looping forever, with the provenance as its comment."""
     from PIL import Image
 
-    movie = tiled_frames(clips)  # (T, H', W', C)
     t, h, w, c = movie.shape
     if c == 1:
         pictures = [Image.fromarray(frame[..., 0], mode="L") for frame in movie]
@@ -88,30 +64,5 @@ def gif_bytes(clips: Clips, provenance: dict[str, Any]) -> bytes:
         pictures = [tall.crop((0, i * h, w, (i + 1) * h)) for i in range(t)]
     buffer = io.BytesIO()
     pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], loop=0,
-                     duration=frame_milliseconds(clips.fps), comment=json.dumps(provenance, sort_keys=True))
+                     duration=frame_milliseconds(fps), comment=json.dumps(provenance, sort_keys=True))
     return buffer.getvalue()
-
-
-def encode_clips(clips: Clips, suffix: str, provenance: dict[str, Any]) -> bytes:
-    """``.gif``: the animated grid; ``.png``: the strip of frames."""
-    from gencli.writers import png_bytes
-
-    if suffix == PNG_SUFFIX:
-        return png_bytes(strip(clips), {**provenance, "fps": clips.fps})
-    return gif_bytes(clips, provenance)
-
-
-def frame_files(clips: Clips, template: str, provenance: dict[str, Any]) -> list[tuple[str, bytes]]:
-    """(path, PNG bytes) for every frame of a '{t}' path: of the tiled grid, or of each clip when '{i}' is there
-    too. Frame and clip numbers start at 0; the provenance names them."""
-    from gencli.writers import png_bytes
-
-    per_clip = split_clips(clips) if "{i}" in template else [clips]
-    files = []
-    for i, one in enumerate(per_clip):
-        movie = tiled_frames(one)  # (T, H', W', C)
-        for t, frame in enumerate(movie):
-            path = template.replace("{i}", str(i)).replace("{t}", str(t))
-            where = {"frame": t, "fps": clips.fps} | ({"index": i} if "{i}" in template else {})
-            files.append((path, png_bytes(frame, {**provenance, **where})))
-    return files

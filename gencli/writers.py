@@ -181,20 +181,63 @@ def _write_clips(output: Clips, destination: str | None, provenance: dict[str, A
         if _is_terminal(stdout):
             raise UsageError(f"refusing to write {suffix[1:].upper()} to a terminal; pipe it or use -o FILE")
         binary = getattr(stdout, "buffer", stdout)
-        binary.write(video.encode_clips(output, suffix, provenance))
+        binary.write(encode_clips(output, suffix, provenance))
         binary.flush()
         return ["-"]
     if "{t}" in destination:
-        files = video.frame_files(output, destination, provenance)
+        files = clip_frame_files(output, destination, provenance)
     elif "{i}" in destination:
         files = [(destination.replace("{i}", str(i)),
-                  video.encode_clips(one, Path(destination).suffix.lower(), {**provenance, "index": i}))
+                  encode_clips(one, Path(destination).suffix.lower(), {**provenance, "index": i}))
                  for i, one in enumerate(video.split_clips(output))]
     else:
-        files = [(destination, video.encode_clips(output, Path(destination).suffix.lower(), provenance))]
+        files = [(destination, encode_clips(output, Path(destination).suffix.lower(), provenance))]
     for path, data in files:
         _write_file(Path(path), data)
     return [path for path, _ in files]
+
+
+def tiled_frames(clips: Clips) -> Any:
+    """(N, T, H, W, C) -> (T, H', W', C): at each time step the N clips' frames laid out as an image grid."""
+    import numpy as np
+
+    from gencli import video
+
+    frames = video.checked_frames(clips)
+    return np.stack([grid(frames[:, t], clips.columns) for t in range(frames.shape[1])])
+
+
+def clip_strip(clips: Clips) -> Any:
+    """(N, T, H, W, C) -> one image: row i holds clip i's T frames from left to right."""
+    from gencli import video
+
+    frames = video.checked_frames(clips)
+    n, t = frames.shape[:2]
+    return grid(frames.reshape(n * t, *frames.shape[2:]), t)  # (rows, cols, C); one frame stays itself
+
+
+def encode_clips(clips: Clips, suffix: str, provenance: dict[str, Any]) -> bytes:
+    """``.png``: the strip of frames; otherwise the animated GIF of the tiled clips."""
+    from gencli import video
+
+    if suffix == video.PNG_SUFFIX:
+        return png_bytes(clip_strip(clips), {**provenance, "fps": clips.fps})
+    return video.gif_bytes(tiled_frames(clips), clips.fps, provenance)
+
+
+def clip_frame_files(clips: Clips, template: str, provenance: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """(path, PNG bytes) for every frame of a '{t}' path: of the tiled grid, or of each clip when '{i}' is there
+    too. Frame and clip numbers start at 0; the provenance names them."""
+    from gencli import video
+
+    per_clip = video.split_clips(clips) if "{i}" in template else [clips]
+    files = []
+    for i, one in enumerate(per_clip):
+        for t, frame in enumerate(tiled_frames(one)):
+            path = template.replace("{i}", str(i)).replace("{t}", str(t))
+            where = {"frame": t, "fps": clips.fps} | ({"index": i} if "{i}" in template else {})
+            files.append((path, png_bytes(frame, {**provenance, **where})))
+    return files
 
 
 def _write_file(path: Path, data: bytes) -> None:

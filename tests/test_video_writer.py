@@ -15,7 +15,8 @@ from test_writers import PROVENANCE, FakeStdout, png_provenance
 from gencli import writers
 from gencli.errors import UsageError
 from gencli.plugin import Clips
-from gencli.video import PAD
+
+PAD = 2  # the grid's gutter, as for images
 
 
 def moving_clips(n: int, t: int = 6, h: int = 8, w: int = 10, c: int = 3) -> np.ndarray:
