@@ -288,6 +288,8 @@ def read_csv(path: str | Path, flag: str = "--data") -> Plays:
     import numpy as np
 
     path = Path(path)
+    if path.exists() and not path.is_file():  # a folder, or a pipe or device that might never end
+        raise UsageError(f"{flag} {path}: not a regular file; give a CSV file")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:

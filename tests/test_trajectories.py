@@ -139,3 +139,9 @@ def test_a_gif_too_large_to_hold_is_refused_before_drawing(tmp_path: Path) -> No
     with pytest.raises(UsageError, match="write fewer plays"):
         writers.write(huge, str(tmp_path / "huge.gif"), PROVENANCE, default_stem="x")
     assert not (tmp_path / "huge.gif").exists()
+
+
+def test_a_folder_or_device_is_not_read(tmp_path: Path) -> None:
+    for path in (tmp_path, Path("/dev/zero")):
+        with pytest.raises(UsageError, match="not a regular file"):
+            trajectories.read_csv(path, flag="--given")
