@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from gencli import trajectories
+from gencli.data.sources import local_path
 from gencli.errors import UsageError
 from gencli_trajgan import simulator
 
@@ -60,7 +61,8 @@ def load(source: str | None, config: Any, split: str, data_rate: float = 0.0) ->
     return csv_split(str(source), config, split, data_rate)
 
 
-def csv_split(path: str, config: Any, split: str, data_rate: float) -> PlaySet:
+def csv_split(source: str, config: Any, split: str, data_rate: float) -> PlaySet:
+    path = str(local_path(source))  # a local file, or hf:org/name/path fetched from a Hub dataset repo
     plays = trajectories.read_csv(path)
     court = (config.court_length, config.court_width)
     trajectories.check_inside(plays, court, path,
