@@ -98,6 +98,8 @@ def evaluate(model: TrajGAN, config: Any, options: Any, request: EvalRequest) ->
     n = min(options.samples, len(held.positions))
     frames = held.positions.shape[1]
     real_test = held.positions[:n]  # (n, T, A, 2)
+    request.describe_data(f"{held.description}: the held-out split, {n:,} plays (and {n:,} training plays for the "
+                          "classifier)")
     pick = np.random.default_rng(request.seed).choice(len(train.positions), size=n, replace=len(train.positions) < n)
     real_train = train.positions[pick]
     generator = torch.Generator(device=request.device).manual_seed(request.seed)
