@@ -50,9 +50,9 @@ QUICK_EVALUATE = {
     "vae": ["--k", "2", "--max-images", "4"], "gan": ["--samples", "50"], "dcgan": ["--samples", "50"],
     "cgan": ["--samples", "50"], "rbm": ["--ais-runs", "2", "--ais-betas", "20"],
     "dbm": ["--ais-runs", "2", "--ais-betas", "20", "--mean-field-steps", "2"], "handwriting": ["--max-lines", "2"],
-    "trajgan": ["--samples", "20", "--classifier-steps", "5"],
+    "trajgan": ["--samples", "20", "--classifier-steps", "5"], "videogan": ["--clips", "16", "--classifier-steps", "5"],
 }
-SUFFIX = {"image": ".png", "audio": ".wav", "strokes": ".svg", "text": ".txt", "trajectories": ".svg"}
+SUFFIX = {"image": ".png", "audio": ".wav", "strokes": ".svg", "text": ".txt", "trajectories": ".svg", "video": ".gif"}
 
 
 def declarations() -> dict[str, Any]:
