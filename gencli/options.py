@@ -125,7 +125,8 @@ TRAIN_FLAGS = [
     Flag("save_every", int, "Checkpoint every N steps (and always at the end).", minimum=1, maximum=MAX_STEPS),
     Flag("log_every", int, "Write metrics and progress lines every N steps.", minimum=1, maximum=MAX_STEPS),
     Flag("grad_clip", float, "Clip the global gradient norm to this value (0: off).", minimum=0, maximum=1e6),
-    Flag("precision", typing.Literal["auto", "fp32", "bf16"], "auto: bf16 autocast on CUDA, fp32 on the CPU."),
+    Flag("precision", typing.Literal["auto", "fp32", "bf16"], "auto: bf16 autocast on CUDA, and on a CPU with "
+         "native bf16 (AVX512-BF16, AMX) for plugins that declare bf16 support; else fp32."),
     Flag("compile", bool, "Compile the model with torch.compile."),
     Flag("on_nonfinite", typing.Literal["stop", "rollback"],
          "On a NaN/Inf loss: stop keeping the last good checkpoint, or roll back to it with half the lr."),

@@ -339,7 +339,9 @@ class Plugin(Protocol):
 class OptionalMembers(Protocol):
     """Members a plugin may add; the engine looks each one up with ``getattr`` and falls back to its default.
 
-    ``supports_bf16 = False`` keeps ``--precision bf16`` from autocasting this plugin (fp32 instead).
+    ``supports_bf16``: ``False`` keeps any ``--precision`` from autocasting this plugin (fp32 instead); ``True``
+    says it was checked to train as well in bf16, so ``--precision auto`` picks bf16 on a CPU that computes it
+    natively (AVX512-BF16, AMX; ``gencli.precision``); undeclared, auto means bf16 on CUDA only.
     """
 
     def configure_optimizer(self, model: torch.nn.Module, lr: float, options: Any) -> torch.optim.Optimizer:

@@ -50,7 +50,7 @@ Trained with gencli {__version__} (torch {torch.__version__}, {platform.machine(
 - learning rate: {schedule}
 - wall time: {wall_seconds:.1f} s of training{sessions}
 - preset: {spec.preset or "none"}
-
+{precision_line(spec)}
 ## Evaluation (held-out split, `gencli evaluate {plugin.name} --weights THIS_FOLDER --json`)
 {f"{chr(10)}- scored on: {scored}{chr(10)}" if scored else ""}
 | metric | value |
@@ -72,6 +72,14 @@ Trained with gencli {__version__} (torch {torch.__version__}, {platform.machine(
 Use it: `gencli sample {plugin.name} --weights THIS_FOLDER` (or the Hub repo id once pushed).
 """
     atomic_write(run_dir / "README.md", printable(card).encode("utf-8"))  # a path may hold non-UTF-8 bytes
+
+
+def precision_line(spec: Any) -> str:
+    """The precision the run trained in and why (run.json's ``resolved``), as a recipe line."""
+    resolved = getattr(spec, "resolved", None) or {}
+    if "precision" not in resolved:
+        return ""
+    return f"- precision: {resolved['precision']} ({resolved.get('precision_reason', '')})\n"
 
 
 def format_figure(value: float) -> str:

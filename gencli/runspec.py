@@ -61,6 +61,8 @@ class RunSpec:
     command: str = ""  # the exact command line that started the run
     launcher: dict[str, Any] = field(default_factory=dict)  # nproc / nnodes / node_rank / rdzv_endpoint
     resumed: list[str] = field(default_factory=list)  # the exact command of each --resume, in order
+    # What the machine of the latest session made of settings that depend on it: precision (and why).
+    resolved: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

@@ -82,6 +82,7 @@ class Trainer:
         self.stop_signal = signal.SIGINT
         self.evaluate_at_end = True  # the benchmark turns this off: it times training only
         self.loop_seconds = 0.0  # wall time of the step loop in this session (for benchmarks/engine_overhead)
+        self.loop_cpu_seconds = 0.0  # this process's CPU time in that loop (a shared machine inflates the wall)
         self.steps_run = 0
 
     # -- setup --
@@ -97,15 +98,23 @@ class Trainer:
             device = torch.device("cuda", dist.local_rank)
         return device
 
+    def _precision(self, device: Any, dist: Distributed) -> None:
+        """Settle --precision for this plugin on this device (gencli.precision), record it for run.json and the
+        model card, and warn once where bf16 was asked for on a CPU that only emulates it."""
+        from gencli import messages, precision
+
+        self.precision = precision.resolve(self.spec.engine.precision, device.type, self.plugin)
+        self.spec.resolved = {"precision": self.precision.name, "precision_reason": self.precision.reason}
+        if self.precision.warning and dist.is_main and not self.quiet:
+            messages.warn(self.precision.warning)
+
     def _autocast(self, device: Any) -> Any:
         import contextlib
 
         import torch
 
-        precision = self.spec.engine.precision
-        if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-            if getattr(self.plugin, "supports_bf16", True):
-                return torch.autocast(device.type, dtype=torch.bfloat16)
+        if self.precision.name == "bf16":
+            return torch.autocast(device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def _optimizer(self, model: Any, options: Any) -> Any:
@@ -147,6 +156,7 @@ class Trainer:
 
         engine = self.spec.engine
         device = self._device(dist)
+        self._precision(device, dist)
         if engine.batch_size % dist.world:
             raise UsageError(f"--batch-size {engine.batch_size} must divide evenly across {dist.world} processes")
         seed_everything(engine.seed)
@@ -262,7 +272,7 @@ class Trainer:
         set_gradients = getattr(self.plugin, "gradients", None)
         sums: dict[str, float] = {}
         count, window_started, rollbacks = 0, time.monotonic(), 0
-        loop_started, first_step = time.monotonic(), step
+        loop_started, first_step = (time.monotonic(), time.process_time()), step
         model.train()
         while step < engine.steps:
             batch = data.batch(batch_generator(engine.seed, step), engine.batch_size)
@@ -343,8 +353,9 @@ class Trainer:
         self._record_loop(loop_started, step - first_step)
         return step
 
-    def _record_loop(self, started: float, steps: int) -> None:
-        self.loop_seconds, self.steps_run = time.monotonic() - started, steps
+    def _record_loop(self, started: tuple[float, float], steps: int) -> None:
+        self.loop_seconds, self.steps_run = time.monotonic() - started[0], steps
+        self.loop_cpu_seconds = time.process_time() - started[1]
 
     def _finish(self, model: Any, config: Any, data_description: str, device: Any, wall: float) -> None:
         from gencli.evaluation import evaluate_loaded
