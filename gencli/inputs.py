@@ -142,7 +142,8 @@ def bad_image(source: InputSource, error: BaseException) -> UsageError:
     from PIL import UnidentifiedImageError
 
     reason = "not an image Pillow can read" if isinstance(error, UnidentifiedImageError) else str(error)
-    return UsageError(f"--input {source.name}: not a readable image ({' '.join(reason.split()) or type(error).__name__})")
+    reason = " ".join(reason.split()) or type(error).__name__
+    return UsageError(f"--input {source.name}: not a readable image ({reason})")
 
 
 # ---- decoding ------------------------------------------------------------------------------------------------

@@ -194,7 +194,8 @@ def plugin_flags(verb: str, plugin: Any) -> list[Flag]:
     if verb == "sample" and getattr(plugin, "image_input", None) is not None:
         # Image in, image out: --input, and no viewing --scale (the name is free for the plugin's own factor).
         kept = [f for f in flags if not (f.group == "core" and f.dest == "scale")]
-        flags = [input_flag(plugin.image_input)] + kept
+        flags = [input_flag(plugin.image_input)] + [dataclasses.replace(f, help=OUTPUT_FOR_INPUTS_HELP)
+                                                    if f.group == "core" and f.dest == "output" else f for f in kept]
     weights = getattr(plugin, "bundled_weights", None)
     specific = []
     for flag in flags:
@@ -204,6 +205,11 @@ def plugin_flags(verb: str, plugin: Any) -> list[Flag]:
             flag = dataclasses.replace(flag, weights_folder=Path(weights))
         specific.append(flag)
     return specific
+
+
+OUTPUT_FOR_INPUTS_HELP = ("Output path; '-' for stdout; 'DIR/' (or an existing folder) for DIR/<stem>.png per input; "
+                          "'{stem}' in the name is each input's name without its suffix. An input is never "
+                          "replaced; another existing file is (mode kept; read-only files refused).")
 
 
 def input_flag(declared: Any) -> Flag:

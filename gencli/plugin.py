@@ -364,6 +364,13 @@ class OptionalMembers(Protocol):
         conditional GAN)."""
         ...
 
+    def initialize(self, model: torch.nn.Module, options: Any) -> None:
+        """Set a fresh training run's starting weights in place, after ``build`` and before the first step: e.g.
+        fine-tune from another run (srgan's ``--stage gan --init RUN``). Skipped on ``--resume`` (the checkpoint
+        holds the weights); called in every process of a distributed run. Read other weights through
+        ``gencli.weights`` (it resolves run folders and Hub ids, and checks the files), never with pickle."""
+        ...
+
     def numpy_sampler(self, config: Any, options: Any) -> NumpySampler | None:
         """A torch-free sampler for ``config`` and the ``SampleOptions`` given, or None to build the torch model
         and call ``sample``. Asked only when the command certainly runs on the CPU (``--device cpu``, or ``auto``

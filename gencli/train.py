@@ -165,6 +165,9 @@ class Trainer:
         prepared = plugin.prepare(self.spec.data, plugin.Config(**self.spec.config), options)
         config = self.config = prepared.config
         model = plugin.build(config).to(device)
+        initialize = getattr(plugin, "initialize", None)
+        if initialize is not None and not (self.resume and checkpoint.latest_step(self.run_dir) is not None):
+            initialize(model, options)  # a fresh run's starting weights (e.g. another run's, to fine-tune)
         optimizer = self._optimizer(model, options)
         step, lr_scale, wall_before, note = 0, 1.0, 0.0, ""
         if self.resume and checkpoint.latest_step(self.run_dir) is not None:
