@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from gencli import registry
+from machine import describe, summary  # the CPU, its ISA extensions, libraries and threads: every benchmark prints them
 from gencli.options import TRAIN_FLAGS, dataclass_flags
 from gencli.runspec import resolve
 from gencli.schedule import batch_generator, lr_at
@@ -95,6 +96,7 @@ def main() -> int:
     plugin = registry.load(args.plugin)
     spec = make_spec(plugin, args.steps, args.preset, f"{torch.get_num_threads()} threads")
     engine = spec.engine
+    print(summary(describe()))
     print(f"{args.plugin} ({args.preset or 'default'} config), {engine.steps} steps, batch {engine.batch_size}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads", flush=True)
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from gencli import weights
+from machine import describe, summary  # the CPU, its ISA extensions, libraries and threads: every benchmark prints them
 from gencli_handwriting import plugin
 from gencli_handwriting.data import Alphabet, collate, normalise
 from gencli_handwriting.model import split_mixture
@@ -45,6 +46,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    print(summary(describe()))
     loaded = weights.load(plugin, args.weights, None, torch.device("cpu"))
     model, config = loaded.model.eval(), loaded.config
     for bias in (0.0, 2.0):

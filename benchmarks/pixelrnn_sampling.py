@@ -13,13 +13,12 @@ Images/s counts whole 28x28 images summed over the batch.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
 import torch
 
 from gencli_pixelrnn import Config, plugin
+from machine import describe, summary  # the CPU, its ISA extensions, libraries and threads: every benchmark prints them
 from gencli_pixelrnn.model import PixelRNN
 from gencli_pixelrnn.sampling import generate
 
@@ -42,8 +41,7 @@ def main() -> None:
                                                                "own choice is 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s), torch {torch.__version__}"
-          f" ({torch.get_num_threads()} threads), load average {os.getloadavg()[0]:.2f}")
+    print(summary(describe()))
     print(f"{'arch':16} {'layers x maps':>13} {'batch':>5} {'naive img/s':>12} {'cached img/s':>13} {'ratio':>7}")
     for arch in args.arch or ["gated-pixelcnn", "pixelcnn", "row-lstm", "diagonal-bilstm"]:
         torch.manual_seed(0)

@@ -15,6 +15,14 @@ Each model is trained by its own library's recipe, as a user would get it:
   gives, float32 its fastest path; both are timed unless --sklearn-dtypes says otherwise.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rbm_vs_sklearn.py            # 20 epochs, 500 hidden units
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rbm_vs_sklearn.py --avx2-only   # as on an AVX2-only CPU
+
+The table starts with the machine (benchmarks/machine.py): CPU, cores, AVX2 / AVX-512 / AVX-512 BF16 / AMX, the
+library caps in force, torch's and numba's threads, the load; the JSON carries the same block. ``--avx2-only``
+caps every library at AVX2 before it loads (torch's own kernels, oneDNN, MKL, FBGEMM, numpy's OpenBLAS), which is
+what a CPU without AVX-512 runs: bf16 there is emulated, and scikit-learn's matmuls run AVX2 code too.
+Seconds per epoch are given as wall time and as the process's CPU time: on a shared machine the wall time
+grows with the other processes' load, the CPU time far less, so the verdicts use the CPU time.
 """
 
 from __future__ import annotations
@@ -26,11 +34,17 @@ import tempfile
 import time
 from pathlib import Path
 
-TARGET_SPEEDUP = 2.0
+# The targets of issue 22: fp32 at least 1.5x scikit-learn's float32 path, and 2x where the CPU computes bf16
+# natively (there with the precision `--precision auto` picks), each at equal or better test log-likelihood.
+FP32_TARGET, NATIVE_BF16_TARGET = 1.5, 2.0
+# What a CPU with AVX2 and FMA but no AVX-512 runs, set before torch, MKL, oneDNN, FBGEMM or OpenBLAS load.
+AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+             "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2", "OPENBLAS_CORETYPE": "Haswell"}
 
 
-def train_gencli(args: argparse.Namespace, precision: str) -> tuple[object, float]:
-    """gencli's RBM trained by the engine itself; returns (model, seconds per epoch of the step loop)."""
+def train_gencli(args: argparse.Namespace, precision: str) -> tuple[object, float, float]:
+    """gencli's RBM trained by the engine itself; returns (model, wall and CPU seconds per epoch of the step
+    loop)."""
     from gencli import registry
     from gencli.options import TRAIN_FLAGS, dataclass_flags
     from gencli.runspec import resolve
@@ -55,18 +69,19 @@ def train_gencli(args: argparse.Namespace, precision: str) -> tuple[object, floa
         import torch
 
         model = load(plugin, str(run), None, torch.device("cpu")).model
-    return model, trainer.loop_seconds / args.epochs
+    return model, trainer.loop_seconds / args.epochs, trainer.loop_cpu_seconds / args.epochs
 
 
-def train_sklearn(args: argparse.Namespace, train: object, dtype: str) -> tuple[object, float]:
+def train_sklearn(args: argparse.Namespace, train: object, dtype: str) -> tuple[object, float, float]:
     from sklearn.neural_network import BernoulliRBM
 
     machine = BernoulliRBM(n_components=args.hidden, learning_rate=args.lr, batch_size=args.batch_size,
                            n_iter=args.epochs, random_state=args.seed)
     data = train.astype(dtype)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     machine.fit(data)
-    return machine, (time.perf_counter() - started) / args.epochs
+    return (machine, (time.perf_counter() - started) / args.epochs,
+            (time.process_time() - cpu_started) / args.epochs)
 
 
 def sklearn_as_gencli(machine: object) -> object:
@@ -109,10 +124,15 @@ def main() -> None:
                         help="gencli's --precision values to time: bf16 autocasts the matmuls (fast where the CPU "
                              "has bf16 instructions, e.g. AVX512-BF16 or AMX)")
     parser.add_argument("--threads", type=int, default=1, help="threads for both libraries (0: their defaults)")
+    parser.add_argument("--avx2-only", action="store_true",
+                        help="cap torch, oneDNN, MKL, FBGEMM and OpenBLAS at AVX2, as on a CPU without AVX-512: "
+                             + " ".join(f"{k}={v}" for k, v in AVX2_ONLY.items()))
     parser.add_argument("--repeats", type=int, default=2,
                         help="train each model this many times, alternating, and keep the fastest epoch time (the "
                              "machine may be shared); the last model of each is scored")
     args = parser.parse_args()
+    if args.avx2_only:
+        os.environ.update(AVX2_ONLY)  # read by each library when it loads: nothing has imported them yet
 
     import contextlib
 
@@ -132,36 +152,53 @@ def main() -> None:
     ours_names = [f"gencli rbm ({precision})" for precision in precisions]
     names = ours_names + [f"sklearn BernoulliRBM ({dtype})" for dtype in dtypes]
     seconds = {name: float("inf") for name in names}
+    cpu_seconds = {name: float("inf") for name in names}
     models = {}
     with limit:
         for _ in range(args.repeats):  # alternating, so a busy spell on the machine hits every model alike
             for name, precision in zip(ours_names, precisions):
-                models[name], time_taken = train_gencli(args, precision)
-                seconds[name] = min(seconds[name], time_taken)
+                models[name], wall, cpu = train_gencli(args, precision)
+                seconds[name], cpu_seconds[name] = min(seconds[name], wall), min(cpu_seconds[name], cpu)
             for name, dtype in zip(names[len(ours_names):], dtypes):
-                machine, time_taken = train_sklearn(args, train, dtype)
-                models[name], seconds[name] = sklearn_as_gencli(machine), min(seconds[name], time_taken)
-        rows = [{"model": name, "seconds_per_epoch": seconds[name], **score(models[name], held, args)}
-                for name in names]
+                machine, wall, cpu = train_sklearn(args, train, dtype)
+                models[name] = sklearn_as_gencli(machine)
+                seconds[name], cpu_seconds[name] = min(seconds[name], wall), min(cpu_seconds[name], cpu)
+        rows = [{"model": name, "seconds_per_epoch": seconds[name], "cpu_seconds_per_epoch": cpu_seconds[name],
+                 **score(models[name], held, args)} for name in names]
+    report(args, rows, precisions)
 
+
+def report(args: argparse.Namespace, rows: list[dict], precisions: list[str]) -> None:
+    from gencli import registry
+    from gencli.precision import cpu_bf16, resolve
+
+    from machine import describe, summary
+
+    info = describe()
+    auto = resolve("auto", "cpu", registry.load("rbm"))
     threads = f"{args.threads} thread(s)" if args.threads else "default threads"
+    print(summary(info))
+    print(f"gencli --precision auto here: {auto.name} ({auto.reason})")
     print(f"{args.hidden} hidden units, {args.epochs} epochs, lr {args.lr}, batch {args.batch_size}, {threads}, "
-          f"best of {args.repeats} training runs, "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; AIS {args.ais_runs} runs x "
-          f"{args.ais_betas} temperatures; test split of 500 digits, nats per image")
-    print(f"{'model':<32} {'s/epoch':>8} {'test LL':>9} {'+-logZ':>7} {'test PLL':>9}")
+          f"best of {args.repeats} training runs; AIS {args.ais_runs} runs x {args.ais_betas} temperatures; test "
+          "split of 500 digits, nats per image")
+    print(f"{'model':<32} {'s/epoch':>8} {'cpu s/ep':>8} {'test LL':>9} {'+-logZ':>7} {'test PLL':>9}")
     for row in rows:
-        print(f"{row['model']:<32} {row['seconds_per_epoch']:>8.3f} {row['test_log_likelihood_nats']:>9.2f} "
-              f"{row['log_z_std_nats']:>7.2f} {row['test_pseudo_log_likelihood_nats']:>9.2f}")
-    for ours in rows[:len(ours_names)]:
-        for row in rows[len(ours_names):]:
-            speedup = row["seconds_per_epoch"] / ours["seconds_per_epoch"]
+        print(f"{row['model']:<32} {row['seconds_per_epoch']:>8.3f} {row['cpu_seconds_per_epoch']:>8.3f} "
+              f"{row['test_log_likelihood_nats']:>9.2f} {row['log_z_std_nats']:>7.2f} "
+              f"{row['test_pseudo_log_likelihood_nats']:>9.2f}")
+    native = cpu_bf16().native
+    for ours, precision in zip(rows, precisions):
+        target = NATIVE_BF16_TARGET if native and (precision == "bf16" or precision == auto.name) else FP32_TARGET
+        for row in rows[len(precisions):]:
+            speedup = row["cpu_seconds_per_epoch"] / ours["cpu_seconds_per_epoch"]
+            wall = row["seconds_per_epoch"] / ours["seconds_per_epoch"]
             better = ours["test_log_likelihood_nats"] >= row["test_log_likelihood_nats"]
-            verdict = "meets" if speedup >= TARGET_SPEEDUP and better else "misses"
-            print(f"{ours['model']} vs {row['model']}: {speedup:.2f}x faster per epoch, test LL "
-                  f"{ours['test_log_likelihood_nats'] - row['test_log_likelihood_nats']:+.2f} nats: {verdict} the "
-                  f"target (>= {TARGET_SPEEDUP}x at equal or better log-likelihood)")
-    print(json.dumps({"settings": vars(args), "results": rows}))
+            verdict = "meets" if speedup >= target and better else "misses"
+            print(f"{ours['model']} vs {row['model']}: {speedup:.2f}x faster per epoch in CPU time ({wall:.2f}x in "
+                  f"wall time), test LL {ours['test_log_likelihood_nats'] - row['test_log_likelihood_nats']:+.2f} "
+                  f"nats: {verdict} the target (>= {target}x at equal or better log-likelihood)")
+    print(json.dumps({"machine": info, "precision_auto": auto.name, "settings": vars(args), "results": rows}))
 
 
 if __name__ == "__main__":

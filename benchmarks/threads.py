@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import platform
 import statistics
 import time
 from typing import Any, Callable
@@ -25,6 +24,7 @@ from typing import Any, Callable
 import torch
 
 from gencli import registry
+from machine import describe, summary  # the CPU, its ISA extensions, libraries and threads: every benchmark prints them
 from gencli.plugin import SampleRequest, defaults_of
 from gencli.runspec import EngineOptions
 
@@ -117,9 +117,7 @@ def main() -> None:
     for process in spinners:
         process.start()
     load = os.getloadavg()[0]
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU(s), torch {torch.__version__}, load average "
-          f"{load:.2f} at start, {args.busy} busy process(es) added; OMP_NUM_THREADS="
-          f"{os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    print(f"{summary(describe())}; {args.busy} busy process(es) added (load average {load:.2f} at start)")
     print(f"{'plugin / workload':28} " + "  ".join(f"{f'{t} thread(s) items/s':>19}" for t in args.threads))
     names = args.plugin or [name for name, entry in registry.discover().items() if entry.status == "ok"]
     try:

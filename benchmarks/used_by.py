@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shlex
 import shutil
@@ -263,23 +262,10 @@ def baseline_tree(ref: str, root: Path) -> str:
 
 
 def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    versions = []
-    for package in ("torch", "numba", "numpy"):
-        try:
-            from importlib.metadata import version
+    """The machine line every benchmark prints (benchmarks/machine.py)."""
+    from machine import describe, summary
 
-            versions.append(f"{package} {version(package)}")
-        except Exception:
-            pass
-    return f"{model}, {cores} cores; Python {platform.python_version()}, {', '.join(versions)}"
+    return summary(describe())[len("machine: "):]
 
 
 def load() -> str:

@@ -12,13 +12,12 @@ separately) before it is measured; the graph sampler's capture (once per clip) i
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
 import torch
 
 from gencli_wavenet import Config
+from machine import describe, summary  # the CPU, its ISA extensions, libraries and threads: every benchmark prints them
 from gencli_wavenet.model import WaveNetModel
 from gencli_wavenet.sampling import generate
 
@@ -43,9 +42,7 @@ def main() -> None:
     model = WaveNetModel(config).eval().to(device)
     fast = "fused" if device.type == "cpu" else "graph"
     rate = config.sample_rate
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s), torch {torch.__version__}"
-          f" ({torch.get_num_threads()} threads)"
-          + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""))
+    print(summary(describe()) + (f"; GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""))
     print(f"model: {len(model.layers)} layers, receptive field {model.receptive_field}, "
           f"channels {config.residual_channels}/{config.gate_channels}/{config.skip_channels}, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters")
