@@ -51,6 +51,7 @@ QUICK_EVALUATE = {
     "cgan": ["--samples", "50"], "rbm": ["--ais-runs", "2", "--ais-betas", "20"],
     "dbm": ["--ais-runs", "2", "--ais-betas", "20", "--mean-field-steps", "2"], "handwriting": ["--max-lines", "2"],
     "trajgan": ["--samples", "20", "--classifier-steps", "5"], "videogan": ["--clips", "16", "--classifier-steps", "5"],
+    "pix2pix": ["--pairs", "20", "--against", "none"],
 }
 SUFFIX = {"image": ".png", "audio": ".wav", "strokes": ".svg", "text": ".txt", "trajectories": ".svg", "video": ".gif"}
 

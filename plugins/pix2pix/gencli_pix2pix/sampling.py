@@ -70,7 +70,7 @@ def resize(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 def input_tensor(image: InputImage, channels: int) -> torch.Tensor:
     """The decoded --input (H, W, 1 or 3) as uint8 (1, channels, H, W): grey repeated, or colour to luminance."""
-    pixels = torch.from_numpy(np.ascontiguousarray(image.pixels)).permute(2, 0, 1)[None]  # (1, C, H, W)
+    pixels = torch.from_numpy(np.array(image.pixels)).permute(2, 0, 1)[None]  # (1, C, H, W); a copy: may be read-only
     if pixels.shape[1] == channels:
         return pixels
     converted = as_channels(pixels.float() / 255.0, channels)

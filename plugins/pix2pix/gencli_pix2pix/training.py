@@ -122,13 +122,16 @@ def finished_config(config: Any, source: str, options: Any) -> Any:
     """The config with its automatic values settled: size, depth and patch layers; checked for consistency."""
     size = config.image_size or natural_size(source)
     depth = config.depth or halvings(size)
-    if depth < 1 or size % 2 ** depth:
+    if depth < 1:
+        raise UsageError(f"--image-size {size}: the U-Net halves the image at least once, so the size must be even "
+                         "(a power of 2 suits it best)")
+    if size % 2 ** depth:
         raise UsageError(f"--image-size {size} with --depth {depth}: the U-Net needs a size that is a multiple of "
-                         f"2**depth = {2 ** max(depth, 0)}")
+                         f"2**depth = {2 ** depth}")
     d_layers = config.d_layers or patch_layers_for(size)
-    if size < 2 ** d_layers * 4:
-        raise UsageError(f"--d-layers {d_layers}: a {receptive_field(d_layers)}-pixel patch does not fit "
-                         f"{size}x{size} images")
+    if size < 2 ** d_layers * 4:  # the last two convolutions need a map of at least 4 x 4 to give a patch
+        raise UsageError(f"--image-size {size}: too small for a PatchGAN with {d_layers} stride-2 layer(s) "
+                         f"(needs at least {2 ** d_layers * 4} pixels a side)")
     return dataclasses.replace(config, image_size=size, depth=depth, d_layers=d_layers, training_data=source,
                                objective="l1" if options.l1_only else "gan+l1")
 
