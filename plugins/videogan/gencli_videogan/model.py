@@ -26,6 +26,7 @@ from gencli_videogan.networks import ClipDiscriminator, FrameEncoder, TwoStreamG
 
 EMBEDDED = "moving-digits"
 HOLDOUT_FRACTION = 0.2  # of a --data folder's clips: held out for evaluation
+MIN_FOLDER_CLIPS = 20  # so that the held-out fifth has 4 clips: two real sets of two
 
 
 class VideoGANPair(nn.Module):
@@ -165,10 +166,12 @@ def folder_clips(source: str, config: Any, part: str) -> torch.Tensor:
     from gencli_videogan.folders import load_clips
 
     clips = torch.from_numpy(load_clips(source, config.image_size, config.frames))  # (N, T, S, S, 3)
+    if clips.shape[0] < MIN_FOLDER_CLIPS:  # evaluation compares two held-out sets of at least two clips
+        raise UsageError(f"--data {source}: {clips.shape[0]} clip(s) of {config.frames} frames; at least "
+                         f"{MIN_FOLDER_CLIPS} are needed (a fifth is held out for evaluation): give more or longer "
+                         "videos, or a smaller --frames")
     held = torch.zeros(clips.shape[0], dtype=torch.bool)
     held[::int(round(1 / HOLDOUT_FRACTION))] = True
-    if clips.shape[0] < 2:
-        return clips  # one clip: trained and scored on, said in the description
     return clips[~held] if part == "train" else clips[held]
 
 

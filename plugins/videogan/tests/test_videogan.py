@@ -177,7 +177,7 @@ def write_frames(folder: Path, count: int, size: tuple[int, int] = (20, 20), ski
     for t in range(count + (skip is not None)):
         if t == skip:
             continue
-        Image.fromarray(np.full((size[1], size[0], 3), 10 * t, np.uint8)).save(folder / f"frame_{t:03d}.png")
+        Image.fromarray(np.full((size[1], size[0], 3), 10 * t % 256, np.uint8)).save(folder / f"frame_{t:03d}.png")
 
 
 def test_a_folder_of_frame_folders_and_gifs_is_cut_into_clips(tmp_path: Path) -> None:
@@ -240,3 +240,9 @@ def test_the_mask_share_of_motion_is_high_when_the_mask_covers_what_moves() -> N
     blind = evaluation.separation(clips, torch.full_like(on_digits, right["mask_area"]))
     assert right["mask_motion_share"] > 0.9 and right["mask_area"] < 0.3
     assert blind["mask_motion_share"] == pytest.approx(right["mask_area"], rel=1e-4)
+
+
+def test_a_folder_too_small_to_hold_out_clips_is_refused_before_training(tmp_path: Path) -> None:
+    write_frames(tmp_path / "videos" / "v", 80)  # 10 clips of 8 frames: a held-out fifth of 2 is too few
+    with pytest.raises(UsageError, match="10 clip\\(s\\) of 8 frames; at least 20 are needed"):
+        model.prepare(str(tmp_path / "videos"), Config(**TINY), TrainOptions())
