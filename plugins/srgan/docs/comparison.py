@@ -1,7 +1,7 @@
 """Make docs/comparison.png: one held-out photo's crop as the low-resolution input (each pixel 4x4), bicubic,
 SRResNet, SRGAN and the original, side by side, from the bundled weights.
 
-    python plugins/srgan/docs/comparison.py [PHOTO] [TOP LEFT]   # default: chelsea 24 40 (in input pixels)
+    python plugins/srgan/docs/comparison.py [PHOTO] [TOP LEFT]   # default: chelsea 8 40 (in input pixels)
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ SIDE = 64  # input pixels a side of the crop shown
 
 def main() -> None:
     name = sys.argv[1] if len(sys.argv) > 1 else "chelsea"
-    top, left = (int(sys.argv[2]), int(sys.argv[3])) if len(sys.argv) > 3 else (24, 40)
+    top, left = (int(sys.argv[2]), int(sys.argv[3])) if len(sys.argv) > 3 else (8, 40)
     photo = next(p for p in photos.photos(None, "test") if p.name == name)
     high = photos.crop_to_multiple(photo.pixels, 4)
     low = photos.downscale(high, 4)
