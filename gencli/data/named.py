@@ -278,10 +278,13 @@ def write_cache(name: str, splits: dict[str, idx.IdxSplit], origin: str) -> Path
                     "sha256": {split: {"images": p.images, "labels": p.labels} for split, p in get(name).pins.items()}}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         shutil.rmtree(folder, ignore_errors=True)  # a damaged earlier cache
-        os.replace(tmp, folder)
-    except BaseException:
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process put its copy in place meanwhile: keep that one if it verifies
+            if state(name) != "ready":
+                raise
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 
