@@ -78,7 +78,7 @@ class VideoGAN(LazyPlugin):
     modality = "video"
     summary = ("Two-stream video GAN (Vondrick et al. 2016): a moving foreground and mask over a static "
                "background; animated GIFs, --parts.")
-    implementation = "gencli_videogan.model"  # build, prepare, loss, sample, evaluate (imports torch)
+    implementation = "gencli_videogan.api"  # build, prepare, loss, sample, evaluate (imports torch)
     Config = Config
     TrainOptions = TrainOptions
     SampleOptions = SampleOptions

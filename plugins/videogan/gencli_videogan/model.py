@@ -227,9 +227,3 @@ def sample(model: Any, config: Any, options: Any, request: SampleRequest) -> Cli
     rows = torch.stack([clip, foreground, mask.expand(-1, 3, -1, -1, -1),
                         background.unsqueeze(2).expand(-1, -1, frames, -1, -1)], dim=1)  # (N, 4, 3, T, S, S)
     return Clips(to_uint8(rows.flatten(0, 1)), fps=options.fps, columns=4)
-
-
-def evaluate(model: Any, config: Any, options: Any, request: Any) -> dict[str, float]:
-    from gencli_videogan.evaluation import evaluate as run
-
-    return run(model, config, options, request)
