@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -246,3 +247,35 @@ def test_a_folder_too_small_to_hold_out_clips_is_refused_before_training(tmp_pat
     write_frames(tmp_path / "videos" / "v", 80)  # 10 clips of 8 frames: a held-out fifth of 2 is too few
     with pytest.raises(UsageError, match="10 clip\\(s\\) of 8 frames; at least 20 are needed"):
         model.prepare(str(tmp_path / "videos"), Config(**TINY), TrainOptions())
+
+
+def test_a_conditional_model_animates_a_still_image(tmp_path: Path) -> None:
+    config = Config(**{**TINY, "conditional": True})
+    torch.manual_seed(0)
+    net = model.build(config)
+    loss, metrics = model.loss(net, model.prepare(None, config, TrainOptions()).data.batch(
+        torch.Generator().manual_seed(0), 4), TrainOptions())
+    assert "reconstruction" in metrics and torch.isfinite(loss)
+    still = tmp_path / "still.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(still)
+    net.eval()
+    with torch.inference_mode():
+        futures = model.sample(net, config, SampleOptions(from_image=still), SampleRequest(3, 0, torch.device("cpu")))
+        assert futures.frames.shape == (3, 8, 16, 16, 3)
+        assert (futures.frames[0] != futures.frames[1]).any()  # -n N: N different futures of the same still
+        with pytest.raises(UsageError, match="--from-image"):
+            model.sample(net, config, SampleOptions(), SampleRequest(1, 0, torch.device("cpu")))
+        with pytest.raises(UsageError, match="--conditional"):
+            model.sample(tiny_model().eval(), Config(**TINY), SampleOptions(from_image=still),
+                         SampleRequest(1, 0, torch.device("cpu")))
+
+
+def test_training_checkpoints_and_resumes_through_the_cli(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    first = run_gencli("train", "videogan", "--preset", "tiny", "--steps", "2", "--save-every", "1", "--out", str(out),
+                       "--threads", "1", "-q")
+    assert first.returncode == 0, first.stderr
+    resumed = run_gencli("train", "videogan", "--resume", "--steps", "4", "--out", str(out), "--threads", "1", "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    assert steps[-1] == 4 and (out / "model.safetensors").is_file()
