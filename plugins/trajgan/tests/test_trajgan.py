@@ -141,6 +141,17 @@ def test_a_training_step_moves_both_players(tiny) -> None:
     assert moved == {"generator", "discriminator"}
 
 
+def test_macro_goals_off_trains_and_samples_without_a_goal_policy() -> None:
+    prepared = plugin.prepare(None, Config(**{**TINY, "macro_goals": "off"}), TrainOptions())
+    model = plugin.build(prepared.config)
+    assert prepared.config.goal_count == 0 and model.generator.macro is None
+    _, metrics = plugin.loss(model, prepared.data.batch(torch.Generator().manual_seed(0), 4), TrainOptions())
+    assert "goal_nll" not in metrics and "d_loss" in metrics
+    with torch.inference_mode():
+        out = plugin.sample(model.eval(), prepared.config, SampleOptions(), SampleRequest(2, 0, torch.device("cpu")))
+    assert out.positions.shape == (2, TINY["frames"], 6, 2)
+
+
 def test_likelihood_only_has_no_discriminator_terms(tiny) -> None:
     model, prepared = tiny
     options = TrainOptions(adversarial_weight=0.0)
@@ -267,3 +278,18 @@ def test_config_round_trips_through_json(tiny) -> None:
     _, prepared = tiny
     again = Config(**json.loads(json.dumps(dataclasses.asdict(prepared.config))))
     assert again == prepared.config
+
+
+@pytest.mark.skipif(not (plugin.bundled_weights / "model.safetensors").is_file(), reason="no bundled weights")
+def test_bundled_model_writes_an_svg_and_a_gif(tmp_path: Path) -> None:
+    """Acceptance: `gencli sample trajgan --seed 1 -o play.svg` (one path per agent) and `-o play.gif` (one
+    frame per time step), both read back."""
+    for name in ("play.svg", "play.gif"):
+        process = run_gencli("sample", "trajgan", "--seed", "1", "-o", str(tmp_path / name), "-q")
+        assert process.returncode == 0, process.stderr
+    root = ElementTree.parse(tmp_path / "play.svg").getroot()
+    paths = root.findall(f".//{SVG}g[@class='agents']/{SVG}path")
+    assert [p.get("data-agent") for p in paths] == ["player 1", "player 2", "player 3", "player 4", "player 5", "ball"]
+    with Image.open(tmp_path / "play.gif") as animation:
+        assert animation.n_frames == 50
+        assert json.loads(animation.info["comment"])["seed"] == 1
