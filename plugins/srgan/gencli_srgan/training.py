@@ -98,7 +98,8 @@ def initialize(model: Any, options: Any) -> None:
         named = options.init or "the bundled srresnet weights"
         raise UsageError(f"--init {named}: its generator has " + ", ".join(f"{k} {v}" for k, v in theirs.items())
                          + "; this run's has " + ", ".join(f"{k} {v}" for k, v in mine.items())
-                         + "; give the same --scale, --blocks and --channels")
+                         + "; give the same --scale, --blocks and --channels, or --init a run trained with "
+                         "`--stage mse` and this run's architecture")
     with torch.no_grad():
         for name, tensor in loaded.model.generator.state_dict().items():
             own.state_dict()[name].copy_(tensor)
