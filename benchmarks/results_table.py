@@ -45,6 +45,8 @@ ROWS = (
         "-84.62 (500-1000): Salakhutdinov and Hinton 2009"),
     Row("MLP GAN (`gan`)", "plugins/gan/gencli_gan/weights/gan/README.md", "parzen_log_likelihood_nats",
         "Parzen window, nats", "225 +- 2 (10,000 samples): Goodfellow et al. 2014"),
+    Row("GSN-2, walkback (`gsn`)", "plugins/gsn/gencli_gsn/weights/gsn/README.md", "parzen_log_likelihood_nats",
+        "Parzen window, nats", "214 +- 1.1 (10,000 samples): Bengio et al. 2014"),
 )
 
 

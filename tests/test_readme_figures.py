@@ -17,6 +17,7 @@ CARDS = {
     "gan": "plugins/gan/gencli_gan/weights/gan/README.md",
     "dcgan": "plugins/gan/gencli_gan/weights/dcgan/README.md",
     "cgan": "plugins/gan/gencli_gan/weights/cgan/README.md",
+    "gsn": "plugins/gsn/gencli_gsn/weights/gsn/README.md",
 }
 # (the README's words, with {} where the figure stands; card; metric; decimals shown)
 CLAIMS = [
@@ -34,6 +35,8 @@ CLAIMS = [
     ("digit Frechet {} / ", "gan", "frechet_digit_distance", 0),
     ("Frechet 66 / {} / ", "dcgan", "frechet_digit_distance", 0),
     (" / {} |", "cgan", "frechet_digit_distance", 0),
+    ("| Parzen {} nats from chain states", "gsn", "parzen_log_likelihood_nats", 1),
+    ("a 1,000-step chain visits {} of 10 classes", "gsn", "mixing_classes_visited", 0),
 ]
 
 
