@@ -214,7 +214,7 @@ def plan(sources: list[InputSource], folder: bool, output: str | None, *, plugin
                          "in the name")
     else:
         jobs = [Job(sources[0], output)]
-    check_jobs(jobs, n)
+    check_jobs(jobs, n, made=Path(output) if as_folder(output) else None)
     if as_folder(output):
         Path(output).mkdir(exist_ok=True)  # only now: every check has passed
     return jobs
@@ -225,15 +225,16 @@ def as_folder(output: str) -> bool:
     return output.endswith(("/", os.sep)) or Path(output).is_dir()
 
 
-def check_jobs(jobs: list[Job], n: int) -> None:
-    """No two inputs to one output, no output over an input, every destination writable as a PNG."""
+def check_jobs(jobs: list[Job], n: int, made: Path | None = None) -> None:
+    """No two inputs to one output, no output over an input, every destination writable as a PNG (``made``:
+    the -o folder that is created once these checks pass)."""
     inputs = {_identity(job.source.path): job.source.name for job in jobs if job.source.path is not None}
     claimed: dict[str, str] = {}
     for job in jobs:
         names = ([job.destination.replace("{i}", str(i)) for i in range(n)] if "{i}" in job.destination
                  else [job.destination])
         for name in names:
-            if Path(name).parent.is_dir():
+            if made is None or Path(name).parent != made:
                 check_destination("image", name)
             if name == STDIN:
                 continue

@@ -108,7 +108,8 @@ def test_a_folder_maps_to_an_output_folder_and_to_stem_paths(gencli, tmp_path):
 
 
 @pytest.mark.parametrize("output, fragment", [
-    (None, "-o OUT/"), ("-", "one image each"), ("one.png", "put {stem} in the name")])
+    (None, "-o OUT/"), ("-", "one image each"), ("one.png", "put {stem} in the name"),
+    ("missing/{stem}.png", "does not exist"), ("{stem}.jpg", "written as .png")])
 def test_a_folder_needs_a_folder_or_stem_output(gencli, tmp_path, output, fragment):
     folder = tmp_path / "photos"
     folder.mkdir()
