@@ -116,6 +116,7 @@ def evaluate(model: Any, config: Any, options: Any, request: EvalRequest) -> dic
     if 0 < options.pairs < len(pairs):  # evenly spaced, so a few still span every class of a sorted split
         rows = torch.linspace(0, len(pairs) - 1, options.pairs).round().long()
         pairs = pairs.take(rows, f"{options.pairs} evenly spaced")
+    request.describe_data(pairs.description)
     targets = pairs.b.float() / 255.0  # (N, Cb, H, W)
     inputs = as_channels(pairs.a.float() / 255.0, config.out_channels)
     outputs = seeded_translation(model, pairs, request)
