@@ -18,6 +18,7 @@ CARDS = {
     "dcgan": "plugins/gan/gencli_gan/weights/dcgan/README.md",
     "cgan": "plugins/gan/gencli_gan/weights/cgan/README.md",
     "gsn": "plugins/gsn/gencli_gsn/weights/gsn/README.md",
+    "pix2pix": "plugins/pix2pix/gencli_pix2pix/weights/edges2digits/README.md",
 }
 # (the README's words, with {} where the figure stands; card; metric; decimals shown)
 CLAIMS = [
@@ -37,6 +38,9 @@ CLAIMS = [
     (" / {} |", "cgan", "frechet_digit_distance", 0),
     ("| Parzen {} nats from chain states", "gsn", "parzen_log_likelihood_nats", 1),
     ("a 1,000-step chain visits {} of 10 classes", "gsn", "mixing_classes_visited", 0),
+    ("accuracy {} (the L1-only", "pix2pix", "digit_accuracy", 3),
+    ("(the L1-only baseline's: {}; on the", "pix2pix", "l1_only_digit_accuracy", 3),
+    ("on the real digits: {}). See", "pix2pix", "digit_accuracy_real", 3),
 ]
 
 
