@@ -109,7 +109,7 @@ def held_out_values(data: str | None, config: Any, describe: Callable[[str], Non
     """The held-out images as the model scores them: 0/1 with the split's one fixed binarization, or 0..255
     (``describe`` is told which images)."""
     images = _split(data, config, "test")
-    describe(images.description)
+    describe(images.description + (", binarized once with a fixed seed" if config.levels == 2 else ""))
     return fixed_binarization(images, "test") if config.levels == 2 else images.pixels.float()
 
 

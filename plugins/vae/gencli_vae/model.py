@@ -119,8 +119,8 @@ def held_out(data: str | None, config: Any, describe: Callable[[str], None] = no
     """The test images in model space (N, C, H, W): the data set's test split, or a folder's held-out 10%
     (``describe`` is told which). Binary models score the one fixed binarization that every plugin uses."""
     images = data_split(data, "test", config.image_size, config.channels or 1)
-    describe(images.description)
     binary = fixed_binarization(images, "test") if resolved_likelihood(config) == "bernoulli" else None
+    describe(images.description + (", binarized once with a fixed seed" if binary is not None else ""))
     return likelihoods.to_model_space(images.pixels, resolved_likelihood(config), binary)
 
 
