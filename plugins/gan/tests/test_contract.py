@@ -40,4 +40,4 @@ class TestCGANContract(GANContract):
 
 class TestLAPGANContract(GANContract):
     plugin = lapgan
-    tiny_config = {"z_dim": 8, "coarse_channels": 4, "fine_channels": 4}
+    tiny_config = {"z_dim": 8, "coarse_hidden": 16, "fine_channels": 4}

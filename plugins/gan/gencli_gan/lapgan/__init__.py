@@ -21,10 +21,9 @@ class LAPGANConfig:
     z_dim: int = option(64, "Latent size of the coarsest level's generator (the finer levels get a noise plane "
                             "each, as in the paper).", minimum=1, maximum=4096)
     pyramid_levels: int = option(3, "Levels of the pyramid: the coarsest side is image_size / 2^(levels - 1), "
-                                    "a multiple of 4 (3 for 32x32: 8 -> 16 -> 32).", minimum=2, maximum=6)
-    coarse_channels: int = option(32, "Channels of the coarsest level's DCGAN pair (its last generator / first "
-                                      "discriminator convolution; the other has twice as many).",
-                                  minimum=1, maximum=1024)
+                                    "at least 4 (3 for 32x32: 8 -> 16 -> 32).", minimum=2, maximum=6)
+    coarse_hidden: int = option(512, "Units in each of the two hidden layers of the coarsest level's fully "
+                                     "connected generator and discriminator.", minimum=1, maximum=16_384)
     fine_channels: int = option(16, "Channels of each finer level's convolutions (generator: three 3x3 layers at "
                                     "full resolution; discriminator: two strided layers).", minimum=1, maximum=1024)
     image_size: int = option(32, "Side of the square images (the embedded 28x28 digits are padded to it with "
@@ -62,10 +61,10 @@ class LAPGAN(_GANPlugin):
                     "labels are its sub-folder names (none: unconditional)")
     presets = {
         "tiny": Preset("Seconds to train; for tests and smoke runs.",
-                       config={"z_dim": 8, "coarse_channels": 4, "fine_channels": 4},
+                       config={"z_dim": 8, "coarse_hidden": 16, "fine_channels": 4},
                        train={"steps": 20, "batch_size": 16}, evaluate={"samples": 500}),
     }
-    train_defaults = {"steps": 2000, "batch_size": 64, "lr": 2e-4, "warmup_steps": 0, "log_every": 50,
+    train_defaults = {"steps": 4000, "batch_size": 32, "lr": 2e-4, "warmup_steps": 0, "log_every": 50,
                       "save_every": 500, "grad_clip": 1.0}
     bundled_weights = WEIGHTS / "lapgan"
     # A sample's codes are z plus a noise plane per level, not the single latent that latent editing searches.

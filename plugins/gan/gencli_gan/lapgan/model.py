@@ -36,9 +36,9 @@ def level_sides(config: Any) -> list[int]:
 
 def check_shape(config: Any) -> None:
     coarse = config.image_size >> (config.pyramid_levels - 1)
-    if coarse << (config.pyramid_levels - 1) != config.image_size or coarse % 4:
+    if coarse << (config.pyramid_levels - 1) != config.image_size or coarse < 4:
         raise UsageError(f"--image-size {config.image_size} with --pyramid-levels {config.pyramid_levels}: the "
-                         "image side must halve evenly down to a coarsest side that is a multiple of 4 "
+                         "image side must halve evenly down to a coarsest side of at least 4 "
                          "(e.g. 32 with 3 levels: 8 -> 16 -> 32)")
 
 
