@@ -86,17 +86,17 @@ def photos(names: tuple[str, ...]) -> tuple[torch.Tensor, ...]:
 
 class PhotoCrops:
     """Training batches of grey2colour: {"a": grey (B, 1, s, s), "b": colour (B, 3, s, s)} as uint8, random crops
-    of random training photos, each mirrored with probability 1/2; the sides swap for BtoA."""
+    of random training photos, each mirrored with probability 1/2 when ``mirror``; the sides swap for BtoA."""
 
-    def __init__(self, size: int, direction: str) -> None:
-        self.photos, self.size, self.direction = photos(TRAIN_PHOTOS), size, direction
+    def __init__(self, size: int, direction: str, mirror: bool = True) -> None:
+        self.photos, self.size, self.direction, self.mirror = photos(TRAIN_PHOTOS), size, direction, mirror
         if size > PHOTO_SHORT_SIDE:
             raise UsageError(f"--image-size {size}: {GREY2COLOUR} crops at most {PHOTO_SHORT_SIDE} pixels")
 
     def batch(self, generator: torch.Generator, batch_size: int) -> dict[str, torch.Tensor]:
         which = torch.randint(0, len(self.photos), (batch_size,), generator=generator)
         corners = torch.rand(batch_size, 2, generator=generator)  # where in each photo, as fractions
-        mirrored = torch.rand(batch_size, generator=generator) < 0.5
+        mirrored = (torch.rand(batch_size, generator=generator) < 0.5) & self.mirror  # drawn either way
         crops = []
         for i, index in enumerate(which.tolist()):
             image = self.photos[index]

@@ -74,10 +74,10 @@ def mean_target(source: str, config: Any) -> torch.Tensor:
 
 
 def config_options(config: Any) -> Any:
-    """TrainOptions that load the training data as it was trained on (no mirroring: a mean needs none)."""
+    """TrainOptions that load the training data as the default recipe draws it."""
     from gencli_pix2pix import TrainOptions
 
-    return TrainOptions(l1_only=config.objective == "l1", mirror=False)
+    return TrainOptions(l1_only=config.objective == "l1")
 
 
 def seeded_translation(model: Any, pairs: Pairs, request: EvalRequest) -> torch.Tensor:

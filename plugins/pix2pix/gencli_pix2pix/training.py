@@ -139,11 +139,12 @@ def finished_config(config: Any, source: str, options: Any) -> Any:
 def training_pairs(source: str, config: Any, options: Any) -> tuple[Any, tuple[int, int], str]:
     """(TrainData, (input channels, output channels), description) for --data as typed."""
     if source == embedded.GREY2COLOUR:
-        crops = embedded.PhotoCrops(config.image_size, config.direction)
+        crops = embedded.PhotoCrops(config.image_size, config.direction, options.mirror)
         channels = (1, 3) if config.direction == "AtoB" else (3, 1)
         names = ", ".join(embedded.TRAIN_PHOTOS)
+        mirrored = ", mirrored half the time" if options.mirror else ""
         return crops, channels, (f"{source} (random {config.image_size}x{config.image_size} crops of {names}, "
-                                 "downscaled to a 256-pixel short side, mirrored half the time)")
+                                 f"downscaled to a 256-pixel short side{mirrored})")
     if source == embedded.EDGES2DIGITS:
         pairs = embedded.resized(embedded.edges2digits("train"), config.image_size).oriented(config.direction)
         return PairBatches(pairs, flip=False), channels_of(pairs), pairs.description
