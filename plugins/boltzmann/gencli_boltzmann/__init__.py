@@ -64,8 +64,14 @@ class RBMTrainOptions:
 
 @dataclass
 class SampleOptions:
-    gibbs_steps: int = option(1000, "Gibbs sweeps per chain, from uniform noise, before the image is shown.",
+    gibbs_steps: int = option(100, "Gibbs sweeps per chain before the image is shown. 100 moves well away from "
+                                   "the saved chains; from noise give 1,000 or more. (The bundled DBM's chains drift "
+                                   "toward 7s over about 1,000 sweeps: its own chains mix poorly.)",
                               minimum=1, maximum=1_000_000)
+    start: Literal["chains", "noise"] = option(
+        "chains", "Where the Gibbs chains start: 'chains' continues the persistent chains saved with the weights "
+                  "(the model's own samples at the end of training, one per -n, picked by --seed), 'noise' starts "
+                  "from uniform noise; chains from noise mix slowly and may show only a few digit classes.")
     chain: bool = option(False, "Show each chain's progress over time: one row per chain (-n rows).")
     snapshots: int = option(10, "With --chain: images per row, evenly spaced over the Gibbs sweeps.",
                             minimum=2, maximum=1000)

@@ -117,6 +117,13 @@ def to_images(probability: torch.Tensor, size: int) -> torch.Tensor:
     return (probability.clamp(0, 1) * 255).round().to(torch.uint8).reshape(-1, size, size, 1).cpu()
 
 
+def chain_starts(saved: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Which of the saved persistent chains the n sampling chains continue: a seeded permutation, repeated when
+    n exceeds the chains saved (those copies then part ways at their first sweep)."""
+    order = torch.randperm(saved.shape[0], generator=generator, device=generator.device)
+    return order.repeat((n + saved.shape[0] - 1) // saved.shape[0])[:n]
+
+
 def run_chains(step: Callable[[], torch.Tensor], n: int, options: Any, request: Any, size: int) -> Images:
     """Drive ``step`` (one Gibbs sweep returning the visible probabilities (n, V)) for --gibbs-steps sweeps;
     the last images, or with --chain ``snapshots`` images per chain evenly spaced over the sweeps."""

@@ -185,8 +185,12 @@ def sample(model: DBM, config: Any, options: Any, request: SampleRequest) -> Any
         return Text([*first.chunks, *second.chunks])
     generator = torch.Generator(device=request.device).manual_seed(request.seed)
     visible_units = config.image_size ** 2
-    state = {"v": bernoulli(torch.full((request.n, visible_units), 0.5, device=request.device), generator),
-             "h2": torch.zeros(request.n, config.hidden2, device=request.device)}
+    if options.start == "chains":
+        picked = common.chain_starts(model.chains, request.n, generator)
+        state = {"v": model.chains[picked].clone(), "h2": model.chain_hidden2[picked].clone()}
+    else:
+        state = {"v": bernoulli(torch.full((request.n, visible_units), 0.5, device=request.device), generator),
+                 "h2": torch.zeros(request.n, config.hidden2, device=request.device)}
 
     def sweep() -> torch.Tensor:
         h1 = bernoulli(model.hidden1_probability(state["v"], state["h2"]), generator)

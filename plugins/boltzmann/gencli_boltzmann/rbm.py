@@ -185,7 +185,10 @@ def sample(model: RBM, config: Any, options: Any, request: SampleRequest) -> Any
         return common.features_text(image @ model.weight + model.hidden_bias, options.top, "hidden")
     generator = torch.Generator(device=request.device).manual_seed(request.seed)
     visible_units = config.image_size ** 2
-    state = {"v": bernoulli(torch.full((request.n, visible_units), 0.5, device=request.device), generator)}
+    if options.start == "chains":
+        state = {"v": model.chains[common.chain_starts(model.chains, request.n, generator)].clone()}
+    else:
+        state = {"v": bernoulli(torch.full((request.n, visible_units), 0.5, device=request.device), generator)}
 
     def sweep() -> torch.Tensor:
         h = bernoulli(model.hidden_probability(state["v"]), generator)

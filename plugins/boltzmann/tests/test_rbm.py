@@ -196,3 +196,30 @@ def test_training_from_the_command_line_uses_the_hand_written_update(tmp_path) -
     assert process.returncode == 0, process.stderr
     assert "--compile has no effect: rbm computes its gradients itself" in str(process.stderr)
     assert (run / "model.safetensors").is_file() and (run / "training_state").is_dir()
+
+
+def copying_rbm(patterns: torch.Tensor) -> RBM:
+    """An RBM whose Gibbs sweep copies its visible state (W = 30 I, biases -15): a chain stays where it starts."""
+    side = int(patterns.shape[1] ** 0.5)
+    model = RBM(RBMConfig(image_size=side, hidden=side * side, chains=patterns.shape[0]))
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(side * side) * 30.0)
+        model.visible_bias.fill_(-15.0)
+        model.hidden_bias.fill_(-15.0)
+        model.chains.copy_(patterns)
+    return model
+
+
+def test_sampling_continues_the_saved_persistent_chains_by_default() -> None:
+    patterns = torch.eye(9)[:5]  # five saved chains, each one lit pixel of a 3x3 image
+    model = copying_rbm(patterns)
+    config = RBMConfig(image_size=3, hidden=9, chains=5)
+    request = SampleRequest(7, 3, torch.device("cpu"))
+    images = rbm_plugin.sample(model, config, SampleOptions(gibbs_steps=3), request).pixels  # (7, 3, 3, 1)
+    lit = torch.from_numpy(images.reshape(7, 9) > 127).float()
+    assert all(any(torch.equal(row, p) for p in patterns) for row in lit)  # every sample is a saved chain
+    assert len({tuple(row.tolist()) for row in lit}) == 5  # 7 samples cycle through all 5 chains
+    other = rbm_plugin.sample(model, config, SampleOptions(gibbs_steps=3), SampleRequest(7, 4, torch.device("cpu")))
+    assert not (other.pixels == images).all()  # another seed picks another order
+    noise = rbm_plugin.sample(model, config, SampleOptions(gibbs_steps=3, start="noise"), request).pixels
+    assert (noise.reshape(7, 9) > 127).sum(1).mean() > 2  # uniform noise keeps about half the pixels lit
