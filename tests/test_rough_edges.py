@@ -137,7 +137,7 @@ def readme_commands() -> list[list[str]]:
     found = []
     for readme in [REPO / "README.md", *sorted(REPO.glob("plugins/*/README.md"))]:
         for line in readme.read_text(encoding="utf-8").splitlines():
-            line = line.strip().split(" # ")[0].split(" | ")[0].strip()
+            line = line.strip().split(" # ")[0].split(" | ")[0].split(" > ")[0].strip()  # no pipes, redirects
             if re.match(r"^gencli (sample|train|evaluate) \w", line):
                 found.append(shlex.split(line)[1:])
     return found

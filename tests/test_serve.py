@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 import numpy as np
 import pytest
-from conftest import gencli_env
+from conftest import gencli_env, run_gencli
 from PIL import Image
 
 pytest.importorskip("starlette")
@@ -33,7 +33,9 @@ ADDRESS = "http://127.0.0.1:8000"
 
 @pytest.fixture(scope="module")
 def client() -> TestClient:
-    app = create_app(plugins=["charrnn", "dcgan", "vae"], host="127.0.0.1", port=8000, device="cpu", threads=1)
+    # threads=None: --threads would set NUMBA_NUM_THREADS in this test process, and numba refuses a second value
+    # once its pool runs (the wavenet tests in the same worker then fail); OMP_NUM_THREADS=1 holds torch to one.
+    app = create_app(plugins=["charrnn", "dcgan", "vae"], host="127.0.0.1", port=8000, device="cpu")
     with TestClient(app, base_url=ADDRESS) as test_client:
         yield test_client
 
@@ -173,8 +175,6 @@ def test_the_server_prints_its_address_and_stops_cleanly_on_sigint() -> None:
 
 def test_a_busy_port_and_a_bad_weights_pair_are_one_line_errors() -> None:
     import socket
-
-    from conftest import run_gencli
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
