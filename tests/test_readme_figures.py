@@ -19,6 +19,9 @@ CARDS = {
     "cgan": "plugins/gan/gencli_gan/weights/cgan/README.md",
     "gsn": "plugins/gsn/gencli_gsn/weights/gsn/README.md",
     "pix2pix": "plugins/pix2pix/gencli_pix2pix/weights/edges2digits/README.md",
+    "lapgan": "plugins/gan/gencli_gan/weights/lapgan/README.md",
+    "srresnet": "plugins/srgan/gencli_srgan/weights/srresnet/README.md",
+    "srgan": "plugins/srgan/gencli_srgan/weights/srgan/README.md",
 }
 # (the README's words, with {} where the figure stands; card; metric; decimals shown)
 CLAIMS = [
@@ -41,12 +44,20 @@ CLAIMS = [
     ("accuracy {} (the L1-only", "pix2pix", "digit_accuracy", 3),
     ("(the L1-only baseline's: {}; on the", "pix2pix", "l1_only_digit_accuracy", 3),
     ("on the real digits: {}). See", "pix2pix", "digit_accuracy_real", 3),
+    ("| Parzen {} nats (dcgan, same training wall time", "lapgan", "parzen_log_likelihood_nats", 1),
+    ("(dcgan, same training wall time: {})", "dcgan", "parzen_log_likelihood_nats", 1),
+    ("digit Frechet {} (dcgan: ", "lapgan", "frechet_digit_distance", 0),
+    ("the asked class {}% of the time", "lapgan", "conditional_label_accuracy_percent", 1),
+    ("bicubic {} dB, srresnet", "srresnet", "psnr_y_bicubic_db", 2),
+    ("srresnet {} dB, srgan", "srresnet", "psnr_y_db", 2),
+    ("srgan {} dB (PSNR on Y", "srgan", "psnr_y_db", 2),
 ]
 
 
 def card_metrics(plugin: str) -> dict[str, float]:
     text = (REPO / CARDS[plugin]).read_text(encoding="utf-8")
-    return {m[1]: float(m[2]) for m in re.finditer(r"^\| (\w+) \| (-?[\d.]+) \|$", text, flags=re.M)}
+    metrics = {m[1]: float(m[2]) for m in re.finditer(r"^\| (\w+) \| (-?[\d.]+) \|$", text, flags=re.M)}
+    return metrics | {f"{k}_percent": 100 * v for k, v in metrics.items() if k.endswith("accuracy")}  # "88.0%"
 
 
 @pytest.mark.parametrize(("words", "plugin", "metric", "decimals"), CLAIMS)
