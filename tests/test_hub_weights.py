@@ -185,7 +185,9 @@ def test_a_download_killed_midway_recovers_on_the_next_run(hub, tiny_run: Path, 
     commit = hub.add_repo("org/model", run_files(tiny_run))
     home = tmp_path / "hf"
     env = hub_env(hub, home)
-    hub.interrupt_next_download("model.safetensors", after_bytes=1000)  # the client then waits 1 s to retry
+    # The first GET goes silent after 1,000 bytes, so the kill below lands mid-download however fast the machine
+    # (a dropped connection is resumed at once, and the whole download could finish before the kill).
+    hub.stall("model.safetensors", after_bytes=1000, times=1)
     process = subprocess.Popen([sys.executable, "-m", "gencli", "download", "org/model"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
