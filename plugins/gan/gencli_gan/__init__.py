@@ -1,7 +1,7 @@
-"""GANs: the 2014 MLP GAN (Goodfellow et al.), DCGAN (Radford et al. 2016) and a class-conditional GAN
-(Mirza and Osindero 2014), three plugins in one package.
+"""GANs: the 2014 MLP GAN (Goodfellow et al.), DCGAN (Radford et al. 2016), a class-conditional GAN (Mirza and
+Osindero 2014) and, in ``lapgan/``, the Laplacian pyramid of GANs (Denton et al. 2015): four plugins in one package.
 
-All three share one training step (``training.py``): the discriminator and the generator are updated
+All of them share one training step (``training.py``): the discriminator and the generator are updated
 simultaneously from ONE scalar whose single backward pass gives each player the gradient of its own loss,
 with the non-saturating generator loss -log D(G(z)). Evaluation (``evaluation.py``) follows the GAN paper's
 Parzen-window protocol and adds a Frechet distance and label coverage in the feature space of a small digit
