@@ -31,7 +31,7 @@ CLAIMS = [
     ("ELBO {}, gap", "vae", "elbo_nats_per_image", 2),
     ("gap {} |", "vae", "elbo_gap_nats", 2),
     ("| log-likelihood {} nats (AIS", "rbm", "test_log_likelihood_nats", 2),
-    ("| lower bound {} nats |", "dbm", "test_log_likelihood_lower_bound_nats", 2),
+    ("| lower bound {} nats on MNIST's", "dbm", "test_log_likelihood_lower_bound_nats", 2),
     ("| Parzen {} / ", "gan", "parzen_log_likelihood_nats", 1),
     (" / {} / ", "dcgan", "parzen_log_likelihood_nats", 1),
     (" / {} nats (training digits", "cgan", "parzen_log_likelihood_nats", 1),
