@@ -66,7 +66,7 @@ class RBMTrainOptions:
 class SampleOptions:
     gibbs_steps: int = option(100, "Gibbs sweeps per chain before the image is shown. 100 moves well away from "
                                    "the saved chains; from noise give 1,000 or more. (The bundled DBM's chains drift "
-                                   "toward 7s over about 1,000 sweeps: its own chains mix poorly.)",
+                                   "toward 7s and 0s over about 1,000 sweeps: its own chains mix poorly.)",
                               minimum=1, maximum=1_000_000)
     start: Literal["chains", "noise"] = option(
         "chains", "Where the Gibbs chains start: 'chains' continues the persistent chains saved with the weights "
