@@ -141,9 +141,14 @@ def test_a_bad_flag_is_refused_before_numba_loads(tmp_path: Path, flags: list[st
 @pytest.fixture
 def fresh_kernels(monkeypatch, tmp_path):
     """fused's kernels forgotten, and its cache under tmp_path (the fixture value) unless a test moves it."""
+    import numba
+
     monkeypatch.setattr(fused, "_kernels", {})
     monkeypatch.setattr(fused, "_cache", {})
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    # Moving the cache reloads numba's config, which refuses a thread count other than that of a pool already
+    # running: an earlier test in this worker may have started one under another NUMBA_NUM_THREADS.
+    monkeypatch.setenv("NUMBA_NUM_THREADS", str(numba.config.NUMBA_NUM_THREADS))
     return tmp_path / "cache"
 
 
