@@ -98,12 +98,12 @@ class Models:
             loaded, target = self._torch[plugin.name]
             return Sampler(plugin, options, loaded, target)
 
-    def editor(self, plugin: Any, options: Any) -> Any:
-        """The plugin's ``LatentEditor`` on its loaded torch model (image GANs only)."""
+    def editor(self, plugin: Any, options: Any) -> tuple[Any, Any]:
+        """The plugin's ``LatentEditor`` on its loaded torch model (image GANs only), and that loaded sampler."""
         if getattr(plugin, "latent_editor", None) is None:
             raise UsageError(f"{plugin.name} has no latent space to edit; editing is for image GANs")
         sampler = self.sampler(plugin, options)
-        return plugin.latent_editor(sampler.loaded.model, sampler.loaded.config, options)
+        return plugin.latent_editor(sampler.loaded.model, sampler.loaded.config, options), sampler
 
 
 def command_line(plugin: Any, core: dict[str, Any], options: dict[str, Any]) -> str:
@@ -338,8 +338,7 @@ class Editing:
             raise UsageError("the request body must be a JSON object")
         _, values = parse_form(plugin, sent.get("options") or {})
         options = options_instance(plugin.SampleOptions, values)
-        editor = self.jobs.models.editor(plugin, options)
-        sampler = self.jobs.models.sampler(plugin, options)
+        editor, sampler = self.jobs.models.editor(plugin, options)
         from gencli.sampling import provenance_of
 
         return plugin, editor, provenance_of(plugin, sampler.loaded, int(sent.get("seed", 0) or 0), options)

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from gencli.editing import nearest_images
 from gencli.errors import UsageError
 from gencli.plugin import Images, SampleRequest
 from gencli_gan.latents import interpolation, parse_arithmetic, seed_latent, seed_latents
@@ -88,8 +89,7 @@ def nearest(samples: torch.Tensor, pool: torch.Tensor, k: int) -> torch.Tensor:
     """Indices (N, k) of the k images of ``pool`` nearest each sample in pixel L2, nearest first."""
     if k > pool.shape[0]:
         raise UsageError(f"--neighbours {k}: the training data has only {pool.shape[0]} images")
-    distances = torch.cdist(samples.flatten(1).double(), pool.flatten(1).double())  # (N, M)
-    return distances.topk(k, dim=1, largest=False).indices
+    return nearest_images(samples, pool, k)
 
 
 def beside_neighbours(images: torch.Tensor, config: Any, k: int) -> tuple[torch.Tensor, int]:
