@@ -279,3 +279,32 @@ def test_training_checkpoints_and_resumes_through_the_cli(tmp_path: Path) -> Non
     assert resumed.returncode == 0, resumed.stderr
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
     assert steps[-1] == 4 and (out / "model.safetensors").is_file()
+
+
+def test_temporal_coherence_counts_only_frames_that_show_a_digit() -> None:
+    """Noise and a moving non-digit blob score about 0; real clips keep a high figure, and held-still real
+    clips (which have no foreground at all) score 0 rather than a free 1."""
+    from gencli.data.images import mnist
+    from gencli.metrics import digits
+
+    classifier = digits.classifier_for(mnist("train"))
+    batch = moving_digits.make_clips(np.random.default_rng(0), 64, split="test")
+    real = evaluation.to_unit(batch.frames)
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.rand(real.shape, generator=generator)
+    # A bright disc following each digit's path over the same backgrounds: compact and moving, but no digit.
+    centres = torch.from_numpy(batch.positions[:, :, 0]).float() + 8  # (N, T, 2)
+    pixels = torch.arange(32).float()
+    distance = ((pixels[None, None, :, None] - centres[..., 0, None, None]) ** 2
+                + (pixels[None, None, None, :] - centres[..., 1, None, None]) ** 2)  # (N, T, H, W)
+    disc = torch.exp(-distance / 18).unsqueeze(1)  # (N, 1, T, H, W)
+    background = torch.from_numpy(batch.background).permute(0, 3, 1, 2).float().unsqueeze(2) / 255
+    blob = disc + (1 - disc) * background
+    still = evaluation.repeated(real, generator)
+    scores = {name: evaluation.coherence(evaluation.digit_classes(classifier, clips)[1])
+              for name, clips in (("real", real), ("noise", noise), ("blob", blob), ("still", still))}
+    assert scores["real"] > 0.8, scores
+    assert scores["noise"] < 0.05 and scores["blob"] < 0.1 and scores["still"] == 0, scores
+    # Without the digit tests every frame of noise gets a class, and that class hardly changes.
+    _, labels = digits.embed(classifier, evaluation.digit_views(noise))
+    assert evaluation.coherence(labels.view(64, -1)) > 0.5
