@@ -21,7 +21,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from gencli.data.images import EMBEDDED, ImageSet, data_split, is_embedded, load_images
+from gencli.data.images import EMBEDDED, ImageSet, data_split, has_fixed_splits, load_images
 from gencli.errors import UsageError
 from gencli.plugin import Prepared
 from gencli_gan.networks import ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator
@@ -170,9 +170,13 @@ def training_images(source: str | None, config: Any) -> ImageSet:
 
 
 def held_out_images(source: str | None, config: Any) -> tuple[ImageSet, ImageSet]:
-    """(validation, test): the embedded splits, or a folder's held-out part cut in two halves."""
-    if is_embedded(source):
+    """(validation, test): a data set's own splits (the embedded digits, ``mnist``: its last 10,000 training
+    images and the published 10,000 test images, an IDX folder), or a folder's held-out part cut in two halves."""
+    if source is None or source == EMBEDDED:
         return embedded("valid", config.image_size), embedded("test", config.image_size)
+    if has_fixed_splits(source):
+        return (data_split(source, "valid", config.image_size, config.channels),
+                data_split(source, "test", config.image_size, config.channels))
     held = data_split(source, "test", config.image_size, config.channels, fraction=HOLDOUT_FRACTION)
     n = held.pixels.shape[0]
     if n < 2:
