@@ -38,8 +38,9 @@ from pathlib import Path
 # natively (there with the precision `--precision auto` picks), each at equal or better test log-likelihood.
 FP32_TARGET, NATIVE_BF16_TARGET = 1.5, 2.0
 # What a CPU with AVX2 and FMA but no AVX-512 runs, set before torch, MKL, oneDNN, FBGEMM or OpenBLAS load.
+# numba compiles gencli's RBM kernels for the host CPU unless told another: "haswell" is AVX2 and FMA, no AVX-512.
 AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-             "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2", "OPENBLAS_CORETYPE": "Haswell"}
+             "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2", "OPENBLAS_CORETYPE": "Haswell", "NUMBA_CPU_NAME": "haswell"}
 
 
 def train_gencli(args: argparse.Namespace, precision: str) -> tuple[object, float, float]:
@@ -125,7 +126,7 @@ def main() -> None:
                              "has bf16 instructions, e.g. AVX512-BF16 or AMX)")
     parser.add_argument("--threads", type=int, default=1, help="threads for both libraries (0: their defaults)")
     parser.add_argument("--avx2-only", action="store_true",
-                        help="cap torch, oneDNN, MKL, FBGEMM and OpenBLAS at AVX2, as on a CPU without AVX-512: "
+                        help="cap torch, oneDNN, MKL, FBGEMM, OpenBLAS and numba at AVX2, as on a CPU without AVX-512: "
                              + " ".join(f"{k}={v}" for k, v in AVX2_ONLY.items()))
     parser.add_argument("--repeats", type=int, default=2,
                         help="train each model this many times, alternating, and keep the fastest epoch time (the "

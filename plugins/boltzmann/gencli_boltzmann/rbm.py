@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,7 +17,6 @@ from gencli.plugin import EvalRequest, SampleRequest
 
 from gencli_boltzmann import common
 from gencli_boltzmann.common import bernoulli, bernoulli16, prepare  # noqa: F401  (prepare is the plugin's)
-from gencli_boltzmann.sparse import BinaryProducts, outer_sum
 
 
 class RBM(nn.Module):
@@ -87,7 +87,7 @@ def negative_phase(model: RBM, products: Any, data_hidden: torch.Tensor,
 
 
 class DenseProducts:
-    """``negative_phase``'s products as plain matmuls (the autograd definition, ``loss``)."""
+    """``negative_phase``'s products as plain matmuls (``loss``, and ``gradients`` off the kernels' path)."""
 
     def __init__(self, weight: torch.Tensor) -> None:
         self.weight = weight
@@ -137,9 +137,12 @@ def gradients(model: RBM, batch: dict[str, torch.Tensor], options: Any) -> tuple
     hook for closed-form updates): the same random numbers in the same order, one fewer matmul (the positive
     and negative statistics of W are one product of stacked rows), no backward graph, and W cast to the
     autocast dtype once per step rather than at every matmul. Under ``--precision bf16`` this halves the step
-    time of autograd on the surrogate, which is what lets the RBM beat scikit-learn's float32 path."""
+    time of autograd on the surrogate. In float32 on the CPU the step runs as two numba kernels instead
+    (``kernel_gradients``), from the same random bits."""
+    if runs_on_kernels(model):
+        return kernel_gradients(model, batch, options)
     weight = model.weight.to(matmul_dtype(model.weight))
-    products = BinaryProducts(weight)
+    products = DenseProducts(weight)
     v = batch["binary"].flatten(1).to(weight.dtype)
     data_hidden = torch.sigmoid(products.up(v) + model.hidden_bias)
     reconstruction, negative = negative_phase(model, products, data_hidden, options)
@@ -147,15 +150,98 @@ def gradients(model: RBM, batch: dict[str, torch.Tensor], options: Any) -> tuple
     keep_chains(model, negative, negative_hidden, options)
     n, m = v.shape[0], negative.shape[0]
     # d/dW [mean F(data) - mean F(negative)] = <v h^T>_negative - <v h^T>_data, as one (V, B'+B) x (B'+B, H)
-    # product: the difference accumulates in float32 even when the matmul runs in bf16. The 0/1 factor is the
-    # stacked samples', so the sum runs over their ones only.
+    # product: the difference accumulates in float32 even when the matmul runs in bf16.
     hidden = torch.cat([negative_hidden / m, data_hidden / -n]).to(weight.dtype)
-    model.weight.grad = outer_sum(torch.cat([negative, v]), hidden).to(model.weight.dtype)
+    model.weight.grad = (torch.cat([negative, v]).T @ hidden).to(model.weight.dtype)
     model.visible_bias.grad = negative.float().mean(0) - v.float().mean(0)
     model.hidden_bias.grad = negative_hidden.mean(0) - data_hidden.mean(0)
     if options.sparsity_target > 0:
         model.hidden_bias.grad += options.sparsity_cost * sparsity_excess(data_hidden, options)
     return reconstruction_error(v, reconstruction), {}
+
+
+# Narrower hidden layers than this train on torch's matmuls: a tiny model never waits for numba to load.
+MIN_WIDTH = 128
+
+
+def runs_on_kernels(model: RBM) -> bool:
+    """Whether ``gradients`` runs the numba kernels: float32 matmuls on the CPU, a hidden layer of MIN_WIDTH or
+    more units."""
+    weight = model.weight
+    return (weight.device.type == "cpu" and weight.dtype == torch.float32 and matmul_dtype(weight) == torch.float32
+            and weight.shape[1] >= MIN_WIDTH)
+
+
+class KernelWorkspace:
+    """The kernels' arrays for one batch and chain count, kept between steps (allocating them is a tenth of a
+    step at batch 10). The weight gradient is one of them: the engine sets .grad to None before each step."""
+
+    def __init__(self, rows: int, chains: int, reconstructed: int, visible: int, hidden: int) -> None:
+        self.key = (rows, chains, reconstructed, visible, hidden)
+        # The three inputs the sigmoid turns into probabilities, in one buffer: one torch.sigmoid_ call.
+        self.inputs = torch.empty(rows * hidden + chains * hidden + reconstructed * visible)
+        data_end, negative_end = rows * hidden, (rows + chains) * hidden
+        self.data_input = self.inputs[:data_end].view(rows, hidden)
+        self.negative_input = self.inputs[data_end:negative_end].view(chains, hidden)
+        self.reconstruction_input = self.inputs[negative_end:].view(reconstructed, visible)
+        self.transposed = torch.empty(hidden, visible)
+        self.negative = torch.empty(chains, visible)
+        self.grads = (torch.empty(visible, hidden), torch.empty(visible), torch.empty(hidden))  # W, b, c
+        self.scaled = torch.empty(rows + chains, hidden)
+        # The columns of the ones of each negative, then each data row, and how many (gibbs writes, statistics
+        # reads); per visible unit, how many rows have it on, where its list starts, the lists.
+        self.ones = torch.empty(chains + rows, visible, dtype=torch.int32)
+        self.ones_counts = torch.empty(chains + rows, dtype=torch.int64)
+        self.column_counts = torch.empty(visible, dtype=torch.int64)
+        self.offsets = torch.empty(visible + 1, dtype=torch.int64)
+        self.members = torch.empty((rows + chains) * visible, dtype=torch.int32)
+        self.where = torch.empty(max(visible, hidden), dtype=torch.int32)
+        self.hidden_state = torch.empty(hidden)
+        self.visible_input = torch.empty(visible)
+
+
+def kernel_gradients(model: RBM, batch: dict[str, torch.Tensor],
+                     options: Any) -> tuple[torch.Tensor, dict[str, float]]:
+    """``gradients`` in float32 on the CPU, by ``kernels.gibbs`` and ``kernels.statistics``: the same random
+    bits in the same order as the torch step (one draw for the whole step), samples that differ from it only
+    where a probability rounds differently across one of the 65,536 thresholds, and the same gradients."""
+    from gencli_boltzmann import kernels
+
+    if options.k < 1:
+        raise UsageError("--k must be at least 1")
+    v = batch["binary"].flatten(1).float().contiguous()
+    rows, visible = v.shape
+    hidden = model.weight.shape[1]
+    persistent = options.method == "pcd"
+    chains = model.chains.shape[0] if persistent else rows
+    monitored = min(MONITORED_ROWS, rows) if persistent else rows
+    work = getattr(model, "kernel_workspace", None)
+    if work is None or work.key != (rows, chains, monitored, visible, hidden):
+        work = model.kernel_workspace = KernelWorkspace(rows, chains, monitored, visible, hidden)
+    blocks = kernels.bit_blocks(persistent, options.k, rows, chains, monitored, visible, hidden)
+    words = [(count + 3) // 4 for count in blocks]  # each bernoulli16 call draws whole 64-bit words
+    starts = np.cumsum([0] + words[:-1]) * 4
+    bits = torch.empty(sum(words), dtype=torch.int64).random_(-2 ** 63, 2 ** 63 - 1).view(torch.int16)
+    weight = model.weight.detach()
+    negative = model.chains if persistent else work.negative  # PCD's samples are where its chains continue
+    # gibbs lays W^T out every step: a cache keyed on W's version would miss the fused SGD's updates, which
+    # leave the version count alone (torch 2.13).
+    kernels.gibbs(weight.numpy(), work.transposed.numpy(), model.visible_bias.detach().numpy(),
+                  model.hidden_bias.detach().numpy(), v.numpy(), model.chain_hidden.numpy(), persistent, options.k,
+                  monitored if persistent else 0, kernels.LOGIT, bits.numpy(), starts,
+                  work.data_input.numpy(), work.reconstruction_input.numpy(), negative.numpy(),
+                  work.negative_input.numpy(), model.chain_hidden.numpy(), work.ones.numpy(),
+                  work.ones_counts.numpy(), work.where.numpy(), work.hidden_state.numpy(), work.visible_input.numpy())
+    torch.sigmoid_(work.inputs)
+    data_hidden, negative_hidden = work.data_input, work.negative_input  # now probabilities
+    model.weight.grad, model.visible_bias.grad, model.hidden_bias.grad = work.grads
+    error = kernels.statistics(v.numpy(), data_hidden.numpy(), negative_hidden.numpy(),
+                               work.reconstruction_input.numpy(), work.ones.numpy(), work.ones_counts.numpy(),
+                               *(grad.numpy() for grad in work.grads), work.scaled.numpy(),
+                               work.column_counts.numpy(), work.offsets.numpy(), work.members.numpy())
+    if options.sparsity_target > 0:
+        model.hidden_bias.grad += options.sparsity_cost * sparsity_excess(data_hidden, options)
+    return torch.tensor(error, dtype=torch.float32), {}
 
 
 def matmul_dtype(weight: torch.Tensor) -> torch.dtype:

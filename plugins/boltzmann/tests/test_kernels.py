@@ -1,0 +1,142 @@
+"""The RBM's fp32 CPU step on numba kernels: the same gradients as autograd on the loss, the same samples as the
+torch step from the same random bits, and its compiled code cached under ~/.cache/gencli/numba."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gencli.testing import PluginContract
+from gencli_boltzmann import common, kernels, rbm, rbm_plugin
+
+
+class WideRBM(PluginContract):  # not collected: only its gradients check runs, below
+    plugin = rbm_plugin
+    tiny_config = {"hidden": rbm.MIN_WIDTH, "chains": 4}  # wide enough for the kernels
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the kernels called (each ``gibbs`` or ``statistics`` call appends its name)."""
+    calls: list[str] = []
+    for name in ("gibbs", "statistics"):
+        original = getattr(kernels, name)
+
+        def counted(*args, _original=original, _name=name):
+            calls.append(_name)
+            return _original(*args)
+
+        monkeypatch.setattr(kernels, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("options", [{"method": "pcd", "k": 1}, {"method": "cd", "k": 2, "sparsity_target": 0.1}])
+def test_kernel_gradients_equal_autograd_on_the_loss(kernel_calls: list[str], options: dict) -> None:
+    """The contract's check (gradients, loss and buffers) with the hidden layer wide enough for the kernels."""
+    contract = WideRBM()
+    contract.tiny_train_options = options
+    contract.test_set_gradients_equal_the_loss_gradients()
+    assert kernel_calls == ["gibbs", "statistics"]  # the step above really ran on the kernels
+
+
+def trained_rbm(chains: int) -> torch.nn.Module:
+    """An RBM with digit-like, sparse hidden activity: a few hundred CD steps on the embedded digits."""
+    config = rbm_plugin.Config(hidden=rbm.MIN_WIDTH, chains=chains)
+    model = rbm.build(config)
+    options = rbm_plugin.TrainOptions(method="cd")
+    data = common.prepare(None, config, options).data
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.5)
+    torch.manual_seed(0)
+    for step in range(150):
+        optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            rbm.gradients(model, data.batch(torch.Generator().manual_seed(step), chains), options)
+        optimizer.step()
+    return model
+
+
+@pytest.mark.parametrize("options", [{"method": "pcd", "k": 3}, {"method": "cd", "k": 1}])
+def test_kernels_draw_the_torch_steps_samples(monkeypatch: pytest.MonkeyPatch, options: dict) -> None:
+    """From the same seed, the kernels and the torch step take the same random bits for the same units: the
+    chains they leave are the same bits, and the gradients agree."""
+    model = trained_rbm(chains=30)
+    train = rbm_plugin.TrainOptions(**options)
+    batch = common.prepare(None, rbm_plugin.Config(hidden=rbm.MIN_WIDTH), train).data.batch(
+        torch.Generator().manual_seed(7), 30)
+    by_kernels, by_torch = copy.deepcopy(model), copy.deepcopy(model)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        error, _ = rbm.gradients(by_kernels, batch, train)
+    monkeypatch.setattr(rbm, "runs_on_kernels", lambda model: False)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        expected, _ = rbm.gradients(by_torch, batch, train)
+    assert float(error) == pytest.approx(float(expected), rel=1e-5)
+    assert torch.equal(by_kernels.chains, by_torch.chains) and torch.equal(by_kernels.chain_hidden,
+                                                                           by_torch.chain_hidden)
+    for hand, reference in zip(by_kernels.parameters(), by_torch.parameters()):
+        torch.testing.assert_close(hand.grad, reference.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_the_workspace_follows_the_batch_size() -> None:
+    model = trained_rbm(chains=6)
+    options = rbm_plugin.TrainOptions(method="cd")
+    data = common.prepare(None, rbm_plugin.Config(hidden=rbm.MIN_WIDTH), options).data
+    for rows in (6, 3, 6):
+        with torch.no_grad():
+            rbm.gradients(model, data.batch(torch.Generator().manual_seed(rows), rows), options)
+        assert model.kernel_workspace.data_input.shape == (rows, rbm.MIN_WIDTH)
+        assert model.weight.grad.shape == model.weight.shape and torch.isfinite(model.weight.grad).all()
+
+
+def test_only_float32_cpu_models_wide_enough_run_on_the_kernels() -> None:
+    wide = rbm.build(rbm_plugin.Config(hidden=rbm.MIN_WIDTH))
+    assert rbm.runs_on_kernels(wide)
+    assert not rbm.runs_on_kernels(rbm.build(rbm_plugin.Config(hidden=rbm.MIN_WIDTH - 1)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not rbm.runs_on_kernels(wide)  # --precision bf16 trains on torch's bf16 matmuls
+    assert not rbm.runs_on_kernels(copy.deepcopy(wide).double())
+
+
+def test_bit_blocks_count_each_sampling_of_the_step() -> None:
+    # PCD-2: the monitored rows' hidden units, the chains' visible units, one more sweep, the kept hidden units.
+    assert kernels.bit_blocks(True, 2, batch=10, chains=4, monitored=3, visible=7, hidden=5) == [15, 28, 20, 28, 20]
+    # CD-1: the batch's hidden units, its reconstruction's visible units; no chains kept.
+    assert kernels.bit_blocks(False, 1, batch=10, chains=10, monitored=10, visible=7, hidden=5) == [50, 70]
+
+
+def test_the_logit_table_splits_the_sixteen_bit_draws_like_the_probabilities() -> None:
+    """x > LOGIT[k] exactly where sigmoid(x) > k / 65536: the sample common.bernoulli16 takes."""
+    x = torch.linspace(-12, 12, 20001)
+    k = torch.randint(0, 65536, x.shape, generator=torch.Generator().manual_seed(0))
+    by_table = x > torch.from_numpy(kernels.LOGIT)[k]
+    by_probability = torch.sigmoid(x.double()) > k.double() / 65536
+    assert (by_table != by_probability).sum() <= 2  # float32 rounding at a threshold, at most
+    assert kernels.LOGIT[0] == -float("inf") and kernels.LOGIT[32768] == 0
+
+
+def test_compiled_kernels_are_cached_under_the_gencli_cache(tmp_path: Path) -> None:
+    """Not in a __pycache__ beside the source (which may be read-only, and is not gencli's to fill)."""
+    source = Path(kernels.__file__).parent
+    before = set(source.glob("__pycache__/kernels.*.nbi"))
+    script = ("import numpy as np; from gencli_boltzmann import kernels; "
+              "print(kernels._ones(np.array([0, 1, 1], np.float32), np.zeros(3, np.int32)))")
+    environment = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "2"
+    assert list((tmp_path / "cache" / "gencli" / "numba").glob("boltzmann-*/**/kernels._ones-*.nbi"))
+    assert set(source.glob("__pycache__/kernels.*.nbi")) == before
+
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder would go")
+    environment["XDG_CACHE_HOME"] = str(blocked)  # cannot hold a folder: the kernels compile in the process
+    result = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "2"
