@@ -38,6 +38,15 @@ class LAPGANConfig:
 
 
 @dataclass
+class LAPGANTrainOptions(ConditionalTrainOptions):
+    class_loss: float = option(1.0, "Weight of AC-GAN's auxiliary class losses (Odena et al. 2017) at every level "
+                                    "of a class-conditional model: each discriminator also learns to name the "
+                                    "class of real images, and each generator is scored by it; 0 turns them off "
+                                    "(the label then reaches the discriminators by projection only).",
+                               minimum=0, maximum=1000)
+
+
+@dataclass
 class SampleOptions:
     label: str = option("", "Class to draw (name or index), or \"all\" for one row per class (-n per row, 10 "
                             "when -n is 1); empty: sample i gets class i mod the number of classes. Only for "
@@ -54,7 +63,7 @@ class LAPGAN(_GANPlugin):
                "--levels shows the pyramid.")
     implementation = "gencli_gan.lapgan.api"
     Config = LAPGANConfig
-    TrainOptions = ConditionalTrainOptions
+    TrainOptions = LAPGANTrainOptions
     SampleOptions = SampleOptions
     EvalOptions = EvalOptions
     default_data = ("mnist-5k: the embedded 5,000 MNIST digits with their labels, padded to 32x32; a folder's "
@@ -64,7 +73,7 @@ class LAPGAN(_GANPlugin):
                        config={"z_dim": 8, "coarse_hidden": 16, "fine_channels": 4},
                        train={"steps": 20, "batch_size": 16}, evaluate={"samples": 500}),
     }
-    train_defaults = {"steps": 4000, "batch_size": 32, "lr": 2e-4, "warmup_steps": 0, "log_every": 50,
+    train_defaults = {"steps": 3800, "batch_size": 32, "lr": 2e-4, "warmup_steps": 0, "log_every": 50,
                       "save_every": 500, "grad_clip": 1.0}
     bundled_weights = WEIGHTS / "lapgan"
     # A sample's codes are z plus a noise plane per level, not the single latent that latent editing searches.

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.func import functional_call
 from torch.nn import functional as F
 
 from gencli.data.images import EMBEDDED, ImageSet, data_split, is_embedded, load_images
@@ -27,6 +28,21 @@ from gencli_gan.lapgan.pyramid import gaussian_pyramid, laplacian_pyramid, upsam
 from gencli_gan.training import HOLDOUT_FRACTION, adversarial_losses, diversity, player_metrics
 
 MNIST_SIDE = 28
+
+
+def add_class_losses(out: dict[str, torch.Tensor], discriminator: nn.Module, real: torch.Tensor,
+                     fake: torch.Tensor, conditions: tuple, labels: torch.Tensor, weight: float) -> None:
+    """AC-GAN's auxiliary classifier (Odena et al. 2017), added to one level's ``adversarial_losses`` output:
+    D's class head learns the classes of the REAL images only (on fakes it would also learn to name bad ones),
+    and G is scored by that head, held fixed, on its fakes of the asked class. The same gradient routing as
+    ``adversarial_losses``: d_loss reaches D only, g_loss G only."""
+    real_class = discriminator(real.detach(), *conditions, labels, classify=True)  # (B, K)
+    frozen = {name: p.detach() for name, p in discriminator.named_parameters()}
+    fake_class = functional_call(discriminator, frozen, (fake, *conditions, labels), {"classify": True})  # (B, K)
+    out["d_loss"] = out["d_loss"] + weight * F.cross_entropy(real_class, labels)
+    out["g_loss"] = out["g_loss"] + weight * F.cross_entropy(fake_class, labels)
+    out["d_class_acc"] = (real_class.argmax(1) == labels).float().mean().detach()  # D's head on real images
+    out["g_class_acc"] = (fake_class.argmax(1) == labels).float().mean().detach()  # ... on the fakes
 
 
 def level_sides(config: Any) -> list[int]:
@@ -61,20 +77,27 @@ class LaplacianGAN(nn.Module):
             [coarse_discriminator] + [RefinementDiscriminator(side=side, **shape) for side in self.sides[1:]])
 
     def forward(self, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor, noises: tuple[torch.Tensor, ...],
-                real_target: float = 1.0, r1: float = 0.0) -> list[dict[str, torch.Tensor]]:
-        """Each level's ``adversarial_losses`` on the real pyramid of ``real`` (uint8 (B, C, H, W)), coarsest first."""
+                real_target: float = 1.0, r1: float = 0.0, class_loss: float = 0.0) -> list[dict[str, torch.Tensor]]:
+        """Each level's ``adversarial_losses`` on the real pyramid of ``real`` (uint8 (B, C, H, W)), coarsest
+        first; with ``class_loss`` > 0 (a class-conditional model) plus that weight times AC-GAN's class losses."""
+        auxiliary = class_loss > 0 and self.num_classes > 0
         levels = len(self.sides)
         images = real.float() / 127.5 - 1.0  # (B, C, H, W) in [-1, 1]
         gaussian = gaussian_pyramid(images, levels)[::-1]  # [I_K (coarsest), ..., I_0], coarsest first
         bands = laplacian_pyramid(images, levels)[::-1]  # [I_K, h_{K-1}, ..., h_0]
         fake = self.generator[0](z, labels)  # (B, C, s, s) at the coarsest level
         outs = [adversarial_losses(self.discriminator[0], bands[0], fake, (labels,), real_target, r1)]
+        if auxiliary:
+            add_class_losses(outs[0], self.discriminator[0], bands[0], fake, (), labels, class_loss)
         outs[0] |= {"real_unit": (bands[0] + 1) / 2, "fake_unit": (fake.detach() + 1) / 2}
         for level in range(1, levels):
             low = upsample(gaussian[level - 1])  # (B, C, s, s): the real low-pass image this level refines
             fake_band = self.generator[level](low, noises[level - 1], labels)  # (B, C, s, s)
             outs.append(adversarial_losses(self.discriminator[level], bands[level], fake_band, (low, labels),
                                            real_target, r1))
+            if auxiliary:
+                add_class_losses(outs[-1], self.discriminator[level], bands[level], fake_band, (low,), labels,
+                                 class_loss)
         return outs
 
     @torch.no_grad()
@@ -103,13 +126,15 @@ def loss(model: nn.Module, batch: tuple[torch.Tensor, ...], options: Any) -> tup
     if real.shape[0] < 2:  # batch normalisation has no statistics for one image
         raise UsageError(f"--batch-size {real.shape[0]}: lapgan's batch normalisation needs at least 2 images a "
                          "step (in each process, with --nproc)")
-    outs = model(real, labels, z, tuple(noises), getattr(options, "real_label", 1.0), getattr(options, "r1", 0.0))
+    outs = model(real, labels, z, tuple(noises), getattr(options, "real_label", 1.0), getattr(options, "r1", 0.0),
+                 getattr(options, "class_loss", 0.0))
     total = sum(out["d_loss"] + out["g_loss"] for out in outs)
     with torch.no_grad():
         metrics = {"d_loss": float(sum(out["d_loss"] for out in outs)),
                    "g_loss": float(sum(out["g_loss"] for out in outs))}
         for side, out in zip(model.sides, outs):
             metrics |= player_metrics(out, suffix=f"_{side}")
+            metrics |= {f"{k}_{side}": float(out[k]) for k in ("d_class_acc", "g_class_acc") if k in out}
         # At the coarsest level a collapsed generator shows as fake_diversity far below real_diversity.
         metrics |= {"fake_diversity": diversity(outs[0]["fake_unit"]),
                     "real_diversity": diversity(outs[0]["real_unit"])}
