@@ -33,6 +33,7 @@ def test_the_table_and_the_json_carry_the_machine_and_the_avx2_cap() -> None:
     assert all(row["cpu_seconds_per_epoch"] > 0 for row in report["results"])
     # --avx2-only: every library capped before it loaded, so no native bf16 and auto means fp32
     assert machine["caps"]["ONEDNN_MAX_CPU_ISA"] == "AVX2" and machine["caps"]["ATEN_CPU_CAPABILITY"] == "avx2"
+    assert machine["caps"]["NUMBA_CPU_NAME"] == "haswell"  # gencli's fp32 kernels compiled without AVX-512 too
     assert machine["torch"]["cpu_capability"] in ("AVX2", "DEFAULT")  # DEFAULT: a CPU without AVX2 at all
     assert not machine["native_bf16"] and report["precision_auto"] == "fp32"
     assert "caps: ATEN_CPU_CAPABILITY=avx2" in lines[0]

@@ -26,7 +26,8 @@ def cache_folder() -> Path | None:
         import numpy as np
 
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        folder = Path(base) / "gencli" / "numba" / f"boltzmann-numba{numba.__version__}-llvmlite{llvmlite.__version__}-numpy{np.__version__}"
+        toolchain = f"numba{numba.__version__}-llvmlite{llvmlite.__version__}-numpy{np.__version__}"
+        folder = Path(base) / "gencli" / "numba" / f"boltzmann-{toolchain}"
         try:
             folder.mkdir(parents=True, exist_ok=True)
             tempfile.TemporaryFile(dir=folder).close()  # numba writes its index and code the same way

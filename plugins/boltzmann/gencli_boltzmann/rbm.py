@@ -198,6 +198,30 @@ class KernelWorkspace:
         self.where = torch.empty(max(visible, hidden), dtype=torch.int32)
         self.hidden_state = torch.empty(hidden)
         self.visible_input = torch.empty(visible)
+        # numpy views for the kernels, made once (at batch 10 a step's few dozen conversions are 2% of it)
+        self.gibbs_arrays = tuple(tensor.numpy() for tensor in (
+            self.data_input, self.reconstruction_input))
+        self.negative_arrays = (self.negative_input.numpy(),)
+        self.scratch_arrays = tuple(tensor.numpy() for tensor in (
+            self.ones, self.ones_counts, self.where, self.hidden_state, self.visible_input))
+        self.statistics_arrays = tuple(tensor.numpy() for tensor in (
+            self.scaled, self.column_counts, self.offsets, self.members))
+        self.grad_arrays = tuple(grad.numpy() for grad in self.grads)
+        self.draws: dict[tuple[bool, int], tuple[int, np.ndarray]] = {}  # (persistent, k): 64-bit words, starts
+
+    def __deepcopy__(self, memo: dict) -> None:
+        """A copied model starts without a workspace (a copy's numpy views would not share its tensors)."""
+        return None
+
+    def bit_draws(self, persistent: bool, k: int) -> tuple[int, np.ndarray]:
+        """How many 64-bit words the step draws, and where each block of 16-bit draws starts (kernels.bit_blocks:
+        each bernoulli16 call of the torch step draws whole words)."""
+        if (persistent, k) not in self.draws:
+            from gencli_boltzmann import kernels
+
+            words = [(count + 3) // 4 for count in kernels.bit_blocks(persistent, k, *self.key)]
+            self.draws[persistent, k] = (sum(words), np.cumsum([0] + words[:-1]) * 4)
+        return self.draws[persistent, k]
 
 
 def kernel_gradients(model: RBM, batch: dict[str, torch.Tensor],
@@ -214,33 +238,28 @@ def kernel_gradients(model: RBM, batch: dict[str, torch.Tensor],
     hidden = model.weight.shape[1]
     persistent = options.method == "pcd"
     chains = model.chains.shape[0] if persistent else rows
-    monitored = min(MONITORED_ROWS, rows) if persistent else rows
+    monitored = min(MONITORED_ROWS, rows) if persistent else rows  # rows of the reconstruction
     work = getattr(model, "kernel_workspace", None)
     if work is None or work.key != (rows, chains, monitored, visible, hidden):
         work = model.kernel_workspace = KernelWorkspace(rows, chains, monitored, visible, hidden)
-    blocks = kernels.bit_blocks(persistent, options.k, rows, chains, monitored, visible, hidden)
-    words = [(count + 3) // 4 for count in blocks]  # each bernoulli16 call draws whole 64-bit words
-    starts = np.cumsum([0] + words[:-1]) * 4
-    bits = torch.empty(sum(words), dtype=torch.int64).random_(-2 ** 63, 2 ** 63 - 1).view(torch.int16)
-    weight = model.weight.detach()
-    negative = model.chains if persistent else work.negative  # PCD's samples are where its chains continue
+    words, starts = work.bit_draws(persistent, options.k)
+    bits = torch.empty(words, dtype=torch.int64).random_(-2 ** 63, 2 ** 63 - 1).view(torch.int16).numpy()
+    negative = model.chains.numpy() if persistent else work.negative.numpy()  # PCD's chains continue there
+    chain_hidden, v = model.chain_hidden.numpy(), v.numpy()
+    data_input, reconstruction_input = work.gibbs_arrays
     # gibbs lays W^T out every step: a cache keyed on W's version would miss the fused SGD's updates, which
     # leave the version count alone (torch 2.13).
-    kernels.gibbs(weight.numpy(), work.transposed.numpy(), model.visible_bias.detach().numpy(),
-                  model.hidden_bias.detach().numpy(), v.numpy(), model.chain_hidden.numpy(), persistent, options.k,
-                  monitored if persistent else 0, kernels.LOGIT, bits.numpy(), starts,
-                  work.data_input.numpy(), work.reconstruction_input.numpy(), negative.numpy(),
-                  work.negative_input.numpy(), model.chain_hidden.numpy(), work.ones.numpy(),
-                  work.ones_counts.numpy(), work.where.numpy(), work.hidden_state.numpy(), work.visible_input.numpy())
-    torch.sigmoid_(work.inputs)
-    data_hidden, negative_hidden = work.data_input, work.negative_input  # now probabilities
+    kernels.gibbs(model.weight.detach().numpy(), work.transposed.numpy(), model.visible_bias.detach().numpy(),
+                  model.hidden_bias.detach().numpy(), v, chain_hidden, persistent, options.k, monitored,
+                  kernels.LOGIT, bits, starts, data_input, reconstruction_input, negative, *work.negative_arrays,
+                  chain_hidden, *work.scratch_arrays)
+    torch.sigmoid_(work.inputs)  # data_input, negative_input and reconstruction_input become probabilities
     model.weight.grad, model.visible_bias.grad, model.hidden_bias.grad = work.grads
-    error = kernels.statistics(v.numpy(), data_hidden.numpy(), negative_hidden.numpy(),
-                               work.reconstruction_input.numpy(), work.ones.numpy(), work.ones_counts.numpy(),
-                               *(grad.numpy() for grad in work.grads), work.scaled.numpy(),
-                               work.column_counts.numpy(), work.offsets.numpy(), work.members.numpy())
+    ones, ones_counts = work.scratch_arrays[:2]
+    error = kernels.statistics(v, data_input, *work.negative_arrays, reconstruction_input, ones, ones_counts,
+                               *work.grad_arrays, *work.statistics_arrays)
     if options.sparsity_target > 0:
-        model.hidden_bias.grad += options.sparsity_cost * sparsity_excess(data_hidden, options)
+        model.hidden_bias.grad += options.sparsity_cost * sparsity_excess(work.data_input, options)
     return torch.tensor(error, dtype=torch.float32), {}
 
 
