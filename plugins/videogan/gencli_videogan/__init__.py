@@ -28,11 +28,12 @@ class Config:
     digits: int = option(1, "Moving digits per clip in the embedded data (1 or 2); one keeps 'the digit's class' "
                             "well defined for the temporal-coherence figure.", minimum=1, maximum=2)
     z_dim: int = option(64, "Latent size (paper: 100); z is standard Gaussian.", minimum=1, maximum=1024)
-    g_width: int = option(32, "Channels of the generator's last hidden layers; the ones before have 2x and 4x "
-                              "(paper: 64, i.e. 512-256-128-64 over four layers; 32 gives 128-64-32 over three).",
+    g_width: int = option(32, "Channels of the generator's last hidden 2D layers; the ones before have 2x and "
+                              "4x (paper: 64, i.e. 512-256-128-64 over four layers; 32 gives 128-64-32 over "
+                              "three); the moving sprite has half as many.",
                           minimum=1, maximum=512)
-    d_width: int = option(16, "Channels of the discriminator's first 3D conv; then 2x and 4x (paper: 64 up to "
-                              "512 over four layers; 16 is a quarter, a step 35% faster than at 32).",
+    d_width: int = option(16, "Channels of the discriminators' first layer (the clip's 3D, the frames' 2D); "
+                              "then 2x and 4x (paper: 64 up to 512 over four 3D layers; 16 is a quarter).",
                           minimum=1, maximum=512)
     conditional: bool = option(False, "Also learn a frame encoder (the paper's image-to-video variant): "
                                       "`gencli sample videogan --from-image still.png` then animates that image.")
@@ -46,9 +47,9 @@ class TrainOptions:
                             minimum=0, maximum=100)
     real_label: float = option(0.9, "The discriminator's target for real clips; 0.9 is one-sided label smoothing "
                                     "(Salimans et al. 2016); 1 turns it off.", above=0, maximum=1)
-    r1: float = option(0.0, "R1 penalty gamma (Mescheder et al. 2018): gamma / 2 times the discriminator's "
-                            "squared input gradient on real clips; 0 (off) by default: it made a step 60% slower, "
-                            "and without it an early collapse (step 250) had passed by step 500.",
+    r1: float = option(1.0, "R1 penalty gamma (Mescheder et al. 2018): gamma / 2 times the squared gradient of the "
+                            "discriminators' logits with respect to the real clips; 0 turns it off. At 1 the "
+                            "discriminators no longer win every batch from the start, at some 60% more time a step.",
                        minimum=0, maximum=10_000)
     reconstruction: float = option(1.0, "With --conditional: weight of the L1 distance between the input frame and "
                                         "the first generated frame (the paper's image-to-video loss).",

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from gencli.errors import UsageError
 from gencli.plugin import Clips, Prepared, SampleRequest
 from gencli_videogan import moving_digits
-from gencli_videogan.networks import ClipDiscriminator, FrameEncoder, TwoStreamGenerator, compose
+from gencli_videogan.networks import Discriminators, FrameEncoder, TwoStreamGenerator, compose
 
 EMBEDDED = "moving-digits"
 HOLDOUT_FRACTION = 0.2  # of a --data folder's clips: held out for evaluation
@@ -36,7 +36,7 @@ class VideoGANPair(nn.Module):
         super().__init__()
         check_sizes(config)
         self.generator = TwoStreamGenerator(config)
-        self.discriminator = ClipDiscriminator(config)
+        self.discriminator = Discriminators(config)  # the clip's (3D) and its frames' (2D)
         self.encoder = FrameEncoder(config) if config.conditional else None
         self.z_dim = config.z_dim
 
@@ -52,19 +52,21 @@ class VideoGANPair(nn.Module):
         real = to_model(real).requires_grad_(options.r1 > 0)  # (B, 3, T, S, S) in [-1, 1]
         foreground, mask, background = self.generator.parts(self.latent(z, real[:, :, 0].detach()))
         fake = compose(foreground, mask, background)  # (B, 3, T, S, S)
-        real_logits = self.discriminator(real)  # (B,)
-        fake_logits = self.discriminator(fake.detach())  # (B,): no gradient reaches G through L_D
-        d_loss = (F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, options.real_label))
-                  + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+        real_logits, real_frame_logits = self.discriminator(real)  # (B,), (B * T/k,)
+        fake_logits, fake_frame_logits = self.discriminator(fake.detach())  # no gradient reaches G through L_D
+        d_loss = (discriminator_loss(real_logits, fake_logits, options.real_label)
+                  + discriminator_loss(real_frame_logits, fake_frame_logits, options.real_label))
         if options.r1 > 0:  # R1 (Mescheder et al. 2018): gamma / 2 * |grad_x D(x)|^2 on real clips
-            (slope,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+            (slope,) = torch.autograd.grad(real_logits.sum() + real_frame_logits.sum(), real, create_graph=True)
             d_loss = d_loss + options.r1 / 2 * slope.square().flatten(1).sum(1).mean()
         frozen = {name: p.detach() for name, p in self.discriminator.named_parameters()}
-        g_logits = functional_call(self.discriminator, frozen, (fake,))  # (B,), D's parameters held fixed
-        adversarial = F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))  # -log D(G(z))
+        g_logits, g_frame_logits = functional_call(self.discriminator, frozen, (fake,))  # D's parameters fixed
+        adversarial = (F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))  # -log D(G(z))
+                       + F.binary_cross_entropy_with_logits(g_frame_logits, torch.ones_like(g_frame_logits)))
         g_loss = adversarial + options.mask_l1 * mask.mean()
         out = {"d_loss": d_loss, "g_loss": g_loss, "g_adversarial": adversarial.detach(),
-               "real_logits": real_logits.detach(), "fake_logits": fake_logits.detach(), "mask": mask.detach()}
+               "real_logits": real_logits.detach(), "fake_logits": fake_logits.detach(), "mask": mask.detach(),
+               "fake_frame_logits": fake_frame_logits.detach()}
         if self.encoder is not None:
             reconstruction = (fake[:, :, 0] - real[:, :, 0].detach()).abs().mean()
             out["g_loss"] = g_loss + options.reconstruction * reconstruction
@@ -79,6 +81,11 @@ class VideoGANPair(nn.Module):
         clip = compose(foreground, mask, background)
         unit = lambda x: ((x + 1) / 2).clamp(0, 1)  # noqa: E731
         return unit(clip), unit(foreground), mask, unit(background)
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float) -> torch.Tensor:
+    return (F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, real_label))
+            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
 
 
 def check_sizes(config: Any) -> None:
@@ -122,6 +129,7 @@ def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], options: An
         "g_adversarial": float(out["g_adversarial"]),
         "d_real_acc": float((out["real_logits"] > 0).float().mean()),  # D calls real clips real
         "d_fake_acc": float((out["fake_logits"] < 0).float().mean()),  # D calls generated clips fake
+        "d_frame_fake_acc": float((out["fake_frame_logits"] < 0).float().mean()),  # ... and generated frames
         "mask_mean": float(out["mask"].mean()),  # the share of pixels the foreground stream claims
     }
     if "reconstruction" in out:

@@ -18,7 +18,7 @@ from gencli.errors import UsageError  # noqa: E402
 from gencli.plugin import Clips, SampleRequest  # noqa: E402
 from gencli.testing import PluginContract  # noqa: E402
 from gencli_videogan import Config, SampleOptions, TrainOptions, plugin  # noqa: E402
-from gencli_videogan import evaluation, model, moving_digits  # noqa: E402
+from gencli_videogan import evaluation, model, moving_digits, networks  # noqa: E402
 from gencli_videogan.folders import load_clips  # noqa: E402
 from gencli_videogan.networks import compose  # noqa: E402
 
@@ -76,8 +76,8 @@ def test_the_clip_is_mask_times_foreground_plus_the_rest_background() -> None:
 def test_the_background_stream_gives_every_frame_the_same_background() -> None:
     net = tiny_model().eval()
     with torch.no_grad():  # force the mask to 0: the clip is then the background stream's output alone
-        net.generator.fg_mask.weight.zero_()
-        net.generator.fg_mask.bias.fill_(-50.0)
+        net.generator.foreground.heads.weight[3].zero_()
+        net.generator.foreground.heads.bias[3] = -50.0
         clip, _, mask, background = net.generate_parts(torch.randn(2, 8))
     assert float(mask.max()) < 1e-20
     for t in range(clip.shape[2]):
@@ -97,6 +97,46 @@ def test_one_training_step_moves_both_players_and_reports_its_metrics() -> None:
     assert moved == {"generator", "discriminator"}
     assert set(metrics) >= {"d_loss", "g_loss", "d_real_acc", "d_fake_acc", "mask_mean"}
     assert 0 < metrics["mask_mean"] < 1
+
+
+def test_the_foreground_object_keeps_inside_the_frame_and_moves_at_a_constant_speed_between_walls() -> None:
+    net = tiny_model().eval()  # 8 frames of 16 x 16: an 8 x 8 sprite, its corner in [0, 8]
+    with torch.no_grad():
+        path = net.generator.foreground.path(torch.randn(64, 8) * 3)  # (B, T, 2)
+    assert path.shape == (64, 8, 2) and float(path.min()) >= 0 and float(path.max()) <= 8
+    step = path.diff(dim=1).abs()  # (B, T-1, 2)
+    assert float(step.max()) <= networks.MAX_SPEED * 16 / 32 + 1e-5
+    assert float(path.diff(dim=1).norm(dim=-1).mean()) > 0.1  # it does move
+    # Each axis moves by the same amount every frame, but for a step that meets a wall (one that starts or ends
+    # closer to a wall than that amount).
+    longest = step.amax(dim=1, keepdim=True).expand_as(step)
+    low, high = torch.minimum(path[:, 1:], path[:, :-1]), torch.maximum(path[:, 1:], path[:, :-1])
+    free = (low >= longest) & (high <= 8 - longest)
+    assert free.float().mean() > 0.3
+    torch.testing.assert_close(step[free], longest[free], atol=1e-4, rtol=0)
+    folded = networks.reflect(torch.tensor([-1.0, 3.0, 9.0, 17.0, 19.0]), 8.0)
+    assert folded.tolist() == [1.0, 3.0, 7.0, 1.0, 3.0]
+
+
+def test_a_sprite_is_pasted_at_its_corner_and_nowhere_else() -> None:
+    sprite = torch.arange(1.0, 17.0).view(1, 1, 4, 4)
+    corners = torch.tensor([[[0.0, 0.0], [2.0, 5.0], [6.0, 1.0]]])  # (1, T=3, 2): integer corners (y, x)
+    canvas = networks.place(sprite, corners, 10)  # (1, 1, 3, 10, 10)
+    assert canvas.shape == (1, 1, 3, 10, 10)
+    for t, (y, x) in enumerate(corners[0].int().tolist()):
+        frame = canvas[0, 0, t]
+        torch.testing.assert_close(frame[y:y + 4, x:x + 4], sprite[0, 0])
+        assert float(frame.abs().sum()) == pytest.approx(float(sprite.sum()))  # nothing outside the sprite
+
+
+def test_the_discriminators_judge_whole_clips_and_every_fourth_frame() -> None:
+    net = tiny_model().eval()
+    clips = torch.rand(3, 3, 8, 16, 16) * 2 - 1
+    with torch.no_grad():
+        clip_logits, frame_logits = net.discriminator(clips)
+        assert clip_logits.shape == (3,) and frame_logits.shape == (3 * 8 // networks.FRAME_STRIDE,)
+        # The frame discriminator sees frames 0 and 4 of each clip, in clip order.
+        torch.testing.assert_close(frame_logits[2:4], net.discriminator.frame(clips[1, :, ::4].transpose(0, 1)))
 
 
 def test_sizes_that_are_not_multiples_of_8_are_refused() -> None:
