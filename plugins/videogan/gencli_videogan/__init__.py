@@ -37,6 +37,10 @@ class Config:
                           minimum=1, maximum=512)
     conditional: bool = option(False, "Also learn a frame encoder (the paper's image-to-video variant): "
                                       "`gencli sample videogan --from-image still.png` then animates that image.")
+    head_frame: str = option("sprite", "Where the foreground's 3D heads draw f and m: 'sprite', in the moving "
+                                       "object's own frame, so every frame shows the same drawing moved; "
+                                       "'canvas', over the object already moved (the first bundled model).",
+                             flag=False)
     training_data: str = option("moving-digits", "The --data the model was trained on.", flag=False)
 
 

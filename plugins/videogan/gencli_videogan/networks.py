@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from gencli.errors import UsageError
+
 # The mask head's start bias: 0, a half-open mask over the whole object. (In the paper's layout, with a mask
 # over the whole frame, it had to start mostly closed, or the foreground stream drew whole frames and left the
 # background stream unused; here the mask is held to the moving object's footprint.)
@@ -68,18 +70,26 @@ class ForegroundStream(nn.Module):
     and must learn to stay one object that moves. Trained that way for 1,000 CPU steps ours drew noisy blobs
     that barely moved (0.3 of the real speed) and no frame a classifier took for a digit. Here the stream
     keeps the object's identity by construction: 2D layers draw one feature map of the object (a sprite of
-    half the frame side), z also gives it a start and a constant velocity, the sprite is moved along that
-    path (reflected off the frame's borders, the motion of the embedded data and of a ball in a box), and one
-    3D convolution over the moved features draws f and m, each frame from it and its two neighbours. The
-    object's look, its path and its speed are all learned; the mask stays a learned soft mask, held to the
-    sprite's footprint. (Known cost: the neighbours' copies of the sprite lie 1-3 pixels away, so what the
-    convolution draws depends on the velocity and changes at a bounce; see the README.)
+    half the frame side), z also gives it a start and a constant velocity (reflected off the frame's borders,
+    the motion of the embedded data and of a ball in a box), and one 3D convolution draws f and m.
+
+    Where that 3D convolution runs is config.head_frame:
+    * "sprite" (the default): in the object's own, moving, frame of reference. The sprite's feature stack over
+      the T frames is aligned there, so the convolution's time taps see the same object, and f and m are then
+      pasted along the path: every frame shows the same drawing, shifted (sub-pixel positions interpolated).
+    * "canvas" (the first bundled model): over the sprite already moved into the clip. The neighbouring frames'
+      copies then lie 1-3 pixels away, so what the convolution draws depends on the velocity and changes at a
+      bounce; it scored a temporal coherence of 0.21. Kept so that model's weights still mean what they did.
+    The mask stays a learned soft mask, held to the sprite's footprint: away from the object nothing moves.
     """
 
     def __init__(self, config: Any, latent: int) -> None:
         super().__init__()
         c = config.g_width
         self.size, self.frames = config.image_size, config.frames
+        if config.head_frame not in HEAD_FRAMES:
+            raise UsageError(f"config.json head_frame {config.head_frame!r}: must be one of {', '.join(HEAD_FRAMES)}")
+        self.head_frame = config.head_frame
         self.sprite_side = config.image_size // 2
         s0 = self.sprite_side // 4
         # Appearance: z -> (4c, S/8, S/8) -> (2c, S/4, S/4) -> (c, S/2, S/2) -> a sprite of c/2 channels.
@@ -91,9 +101,9 @@ class ForegroundStream(nn.Module):
         self.motion = nn.Sequential(nn.Linear(latent, 64), nn.ReLU(), nn.Linear(64, 4))
         with torch.no_grad():  # velocities start spread over about 0.5 to 3 pixels a frame (at the default init,
             self.motion[2].weight[2:] *= 2.5  # 0.7 on average, and the discriminators hardly changed that)
-        # One 3D convolution over the moved sprite (3 x 3 pixels x 3 frames) gives the paper's two heads: f
-        # (channels 0-2, tanh) and m (channel 3, sigmoid).
-        # Replicate padding: with zeros the first and last frames, half their time window empty, came out dim.
+        # One 3D convolution (3 x 3 pixels x 3 frames) gives the paper's two heads: f (channels 0-2, tanh) and m
+        # (channel 3, sigmoid). Replicate padding in time: with zeros the first and last frames, half their time
+        # window empty, came out dim. (In the sprite's frame the padding is done by hand: zeros around the sprite.)
         self.heads = nn.Conv3d(moved, 4, 3, padding=1, padding_mode="replicate")
         with torch.no_grad():
             self.heads.bias[3] = MASK_START_BIAS
@@ -113,15 +123,32 @@ class ForegroundStream(nn.Module):
         b, c = z.shape[0], self.width
         h = self.project(z).view(b, 4 * c, self.s0, self.s0)
         sprite = self.body(torch.relu(self.project_norm(h)))  # (B, c/2, S/2, S/2)
-        # The sprite and its footprint (a channel of ones) moved along the path: (B, c/2 + 1, T, S, S).
+        if self.head_frame == "canvas":
+            return self.heads_on_the_canvas(sprite, self.path(z))
+        return self.heads_on_the_sprite(sprite, self.path(z))
+
+    def heads_on_the_sprite(self, sprite: torch.Tensor, path: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The 3D heads over the sprite's aligned stack of T frames, then f and m pasted along the path."""
+        stack = sprite.unsqueeze(2).expand(-1, -1, self.frames, -1, -1)  # (B, c/2, T, s, s)
+        # Padding: replicated in time (as on the canvas) and zeros around the sprite (what surrounded it there).
+        stack = F.pad(F.pad(stack, (0, 0, 0, 0, 1, 1), mode="replicate"), (1, 1, 1, 1))
+        out = F.conv3d(stack, self.heads.weight, self.heads.bias)  # (B, 4, T, s, s)
+        drawn = torch.cat([torch.tanh(out[:, :3]), torch.sigmoid(out[:, 3:])], dim=1)
+        # Each frame's drawing pasted at its corner; zero outside, so the mask is held to the footprint.
+        pasted = place_frames(drawn, path, self.size)  # (B, 4, T, S, S)
+        return pasted[:, :3], pasted[:, 3:]
+
+    def heads_on_the_canvas(self, sprite: torch.Tensor, path: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The sprite and its footprint (a channel of ones) moved along the path, then the 3D heads over that."""
         footprint = torch.ones_like(sprite[:, :1])
-        moved = place(torch.cat([sprite, footprint], dim=1), self.path(z), self.size)
+        moved = place(torch.cat([sprite, footprint], dim=1), path, self.size)  # (B, c/2 + 1, T, S, S)
         # Channels-last: oneDNN's 3D convolution (and its backward) over few channels is 3x faster that way.
         out = self.heads(moved[:, :-1].contiguous(memory_format=torch.channels_last_3d))  # (B, 4, T, S, S)
         # The mask is the head's, held to the object's footprint: away from the object nothing can move.
         return torch.tanh(out[:, :3]), torch.sigmoid(out[:, 3:]) * moved[:, -1:]
 
 
+HEAD_FRAMES = ("sprite", "canvas")  # where the foreground's 3D heads run (ForegroundStream says why)
 MAX_SPEED = 3.0  # the fastest a sprite can move, pixels a frame at 32 x 32 (the data's digits: 1 to 2.5)
 
 
@@ -134,16 +161,22 @@ def reflect(free: torch.Tensor, limit: float) -> torch.Tensor:
 def place(sprite: torch.Tensor, corners: torch.Tensor, size: int) -> torch.Tensor:
     """Paste a sprite (B, C, s, s) into a size x size canvas with its top-left corner at corners (B, T, 2)
     (y, x, in pixels, fractions interpolated bilinearly): (B, C, T, size, size), zero outside the sprite."""
-    b, c, side = sprite.shape[0], sprite.shape[1], sprite.shape[-1]
     frames = corners.shape[1]
-    pixels = torch.arange(size, dtype=sprite.dtype, device=sprite.device) + 0.5  # canvas pixel centres
+    return place_frames(sprite.unsqueeze(2).expand(-1, -1, frames, -1, -1), corners, size)
+
+
+def place_frames(sprites: torch.Tensor, corners: torch.Tensor, size: int) -> torch.Tensor:
+    """Paste frame t of sprites (B, C, T, s, s) with its top-left corner at corners[:, t] (B, T, 2) (y, x, in
+    pixels, fractions interpolated bilinearly): (B, C, T, size, size), zero outside the sprite."""
+    b, c, frames, side = sprites.shape[0], sprites.shape[1], sprites.shape[2], sprites.shape[-1]
+    pixels = torch.arange(size, dtype=sprites.dtype, device=sprites.device) + 0.5  # canvas pixel centres
     # Canvas pixel centres in the sprite's grid_sample coordinates (-1 and 1 are its outer edges).
     ys = (pixels[None, None, :] - corners[..., 0, None]) / side * 2 - 1  # (B, T, size)
     xs = (pixels[None, None, :] - corners[..., 1, None]) / side * 2 - 1
     grid = torch.stack([xs[:, :, None, :].expand(-1, -1, size, -1), ys[:, :, :, None].expand(-1, -1, -1, size)],
                        dim=-1)  # (B, T, size, size, 2) as (x, y)
-    frames_of = sprite.unsqueeze(1).expand(-1, frames, -1, -1, -1).reshape(b * frames, c, side, side)
-    moved = F.grid_sample(frames_of, grid.reshape(b * frames, size, size, 2), mode="bilinear",
+    per_frame = sprites.transpose(1, 2).reshape(b * frames, c, side, side)
+    moved = F.grid_sample(per_frame, grid.reshape(b * frames, size, size, 2), mode="bilinear",
                           padding_mode="zeros", align_corners=False)  # (B*T, C, size, size)
     return moved.view(b, frames, c, size, size).transpose(1, 2)
 

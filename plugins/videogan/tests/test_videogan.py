@@ -129,6 +129,41 @@ def test_a_sprite_is_pasted_at_its_corner_and_nowhere_else() -> None:
         assert float(frame.abs().sum()) == pytest.approx(float(sprite.sum()))  # nothing outside the sprite
 
 
+def foreground_along(head_frame: str, corners: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tiny foreground stream's (f, m) for one fixed z, its sprite moved along the given corners."""
+    stream = tiny_model(head_frame=head_frame).eval().generator.foreground
+    stream.path = lambda z: corners.expand(z.shape[0], -1, -1)  # type: ignore[method-assign]
+    with torch.no_grad():
+        return stream(torch.randn(2, 8, generator=torch.Generator().manual_seed(1)))
+
+
+# Whole-pixel corners (y, x) of an 8 x 8 sprite in a 16 x 16 frame, 8 frames: speeds and directions that change,
+# as they do at a bounce.
+JUMPY_PATH = torch.tensor([[[2.0, 2.0], [2.0, 5.0], [4.0, 6.0], [3.0, 4.0], [5.0, 1.0], [6.0, 3.0], [4.0, 7.0],
+                            [1.0, 5.0]]])
+
+
+def test_in_the_sprite_frame_every_frame_shows_the_same_drawing_shifted_along_the_path() -> None:
+    foreground, mask = foreground_along("sprite", JUMPY_PATH)  # (2, 3, 8, 16, 16), (2, 1, 8, 16, 16)
+    y0, x0 = JUMPY_PATH[0, 0].int().tolist()
+    for t, (y, x) in enumerate(JUMPY_PATH[0].int().tolist()):
+        torch.testing.assert_close(foreground[:, :, t, y:y + 8, x:x + 8], foreground[:, :, 0, y0:y0 + 8, x0:x0 + 8])
+        torch.testing.assert_close(mask[:, :, t, y:y + 8, x:x + 8], mask[:, :, 0, y0:y0 + 8, x0:x0 + 8])
+        outside = torch.ones(16, 16, dtype=torch.bool)
+        outside[y:y + 8, x:x + 8] = False
+        assert float(mask[:, :, t][..., outside].abs().max()) == 0  # the mask is held to the footprint
+    assert float(mask.std()) > 0 and float(foreground[:, :, 0, y0:y0 + 8, x0:x0 + 8].std()) > 0  # a real drawing
+    # The first bundled model's layout (the heads over the moved sprite) draws each frame differently.
+    canvas_foreground, _ = foreground_along("canvas", JUMPY_PATH)
+    first, second = canvas_foreground[:, :, 0, 2:10, 2:10], canvas_foreground[:, :, 1, 2:10, 5:13]
+    assert float((first - second).abs().max()) > 1e-3
+
+
+def test_an_unknown_head_frame_is_one_clear_error() -> None:
+    with pytest.raises(UsageError, match="head_frame"):
+        tiny_model(head_frame="world")
+
+
 def test_the_discriminators_judge_whole_clips_and_every_fourth_frame() -> None:
     net = tiny_model().eval()
     clips = torch.rand(3, 3, 8, 16, 16) * 2 - 1
