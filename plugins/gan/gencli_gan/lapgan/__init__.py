@@ -39,6 +39,11 @@ class LAPGANConfig:
 
 @dataclass
 class LAPGANTrainOptions(ConditionalTrainOptions):
+    r1: float = option(1.0, "R1 penalty gamma (Mescheder et al. 2018) on every level's real images; 0 turns it "
+                            "off. In 1,500-step runs with the class losses, the --label all grid scored 92%, 99% "
+                            "and 99% of its class at gamma 0.1, 1 and 10, and the digit Frechet distance was "
+                            "136, 60 and 158.",
+                       minimum=0, maximum=10_000)
     class_loss: float = option(1.0, "Weight of AC-GAN's auxiliary class losses (Odena et al. 2017) at every level "
                                     "of a class-conditional model: each discriminator also learns to name the "
                                     "class of real images, and each generator is scored by it; 0 turns them off "
