@@ -6,6 +6,10 @@ the cheaper ``--samples 1000`` path. Its figures were recorded with the OLD in-p
 gencli_gan/parzen.py and digits.py) by ``gencli evaluate MODEL --samples 1000 --json --threads 1``; the moved
 code reproduced them to 5e-14 (and the cards' 10,000-sample figures to 2e-14). The figures that do not depend on
 the samples (the training images' reference, the classifier's accuracy) are also checked against each card.
+
+dcgan left this test when its bundle was retrained on full MNIST (issue 19): its mnist-5k bundle still gave the
+recorded figures (-4.2787 Parzen, 41.0065 Frechet at 1,000 samples) with the evaluation that scores a data set's
+own validation and test splits, and the new bundle's evaluation takes 1.5 min, too long for a test.
 """
 
 from __future__ import annotations
@@ -30,14 +34,6 @@ OLD_CODE_FIGURES_1000_SAMPLES = {
         "frechet_digit_distance": 66.76696384150546,
         "label_coverage": 0.9,
         "label_entropy_nats": 2.2634660684619083,
-    },
-    "dcgan": {
-        "parzen_log_likelihood_nats": -4.278714467624244,
-        "parzen_standard_error_nats": 7.493184359253359,
-        "parzen_sigma": 0.21544346900318834,
-        "frechet_digit_distance": 41.00649953509401,
-        "label_coverage": 1.0,
-        "label_entropy_nats": 2.2705907605817544,
     },
     "cgan": {
         "parzen_log_likelihood_nats": 17.938399359878574,
