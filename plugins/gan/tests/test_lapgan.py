@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from gencli.errors import UsageError
-from gencli.plugin import SampleRequest
+from gencli.plugin import EvalRequest, SampleRequest
 from gencli_gan.lapgan import lapgan
 from gencli_gan.lapgan.model import embedded_digits
 from gencli_gan.lapgan.pyramid import gaussian_pyramid, laplacian_pyramid, reconstruct, upsample
@@ -261,3 +261,14 @@ def test_bundled_lapgan_class_rows_are_their_class(tmp_path) -> None:
     _, predicted = embed(classifier_for(embedded("train", 28)), torch.from_numpy(tiles)[:, None].float() / 255)
     accuracy = float((predicted == torch.arange(10).repeat_interleave(10)).float().mean())
     assert accuracy >= 0.90, f"only {accuracy:.0%} of the class rows are recognised as their class"
+
+
+def test_evaluate_names_the_splits_it_scored() -> None:
+    """The JSON and the card say which digits were scored, as gan/dcgan/cgan's evaluate does."""
+    model, prepared, _ = tiny_model()
+    scored: list[str] = []
+    with torch.inference_mode():
+        lapgan.evaluate(model.eval(), prepared.config, lapgan.EvalOptions(samples=20),
+                        EvalRequest(None, torch.device("cpu"), 0, describe_data=scored.append))
+    assert len(scored) == 1
+    assert "mnist-5k test split" in scored[0] and "4,000 of" in scored[0]

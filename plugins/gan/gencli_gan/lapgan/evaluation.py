@@ -20,6 +20,7 @@ from gencli.metrics.parzen import parzen_figures
 from gencli.plugin import EvalRequest
 from gencli_gan.lapgan.model import MNIST_SIDE, level_sides
 from gencli_gan.lapgan.sampling import codes_for, generate
+from gencli_gan.evaluation import reference_kernels
 from gencli_gan.training import embedded, held_out_images, training_images
 
 GRID_COLUMNS = 10  # `gencli sample lapgan --label all`: 10 samples per class row
@@ -42,9 +43,12 @@ def evaluate(model: Any, config: Any, options: Any, request: EvalRequest) -> dic
         raise UsageError(f"--data {source}: images are {train.shape}, the model makes "
                          f"{(config.channels, config.image_size, config.image_size)}")
     window = (slice(None), slice(None), slice(offset, offset + side), slice(offset, offset + side))
+    kernels = reference_kernels(train)
+    request.describe_data(f"{test.description}; Parzen sigma chosen on {valid.description}; training-image "
+                          f"reference: {kernels.pixels.shape[0]:,} of {train.description}")
     samples, asked = draw(model, config, options.samples, request)
     samples = samples[window]  # (N, C, side, side) in [0, 1]
-    figures = parzen_figures(samples, unit(train.pixels), unit(valid.pixels), unit(test.pixels))
+    figures = parzen_figures(samples, unit(kernels.pixels), unit(valid.pixels), unit(test.pixels))
     if labelled(train) and labelled(test):
         figures |= digit_figures(train, test, samples, asked)
         if config.num_classes == len(train.classes):
