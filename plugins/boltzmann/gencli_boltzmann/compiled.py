@@ -8,13 +8,14 @@ Where the folder cannot be written, the kernels compile in every process instead
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numba
+
+from gencli.numba_cache import cache_root, compile_cached
 
 _folder: dict[str, Path | None] = {}
 
@@ -25,9 +26,8 @@ def cache_folder() -> Path | None:
         import llvmlite
         import numpy as np
 
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         toolchain = f"numba{numba.__version__}-llvmlite{llvmlite.__version__}-numpy{np.__version__}"
-        folder = Path(base) / "gencli" / "numba" / f"boltzmann-{toolchain}"
+        folder = cache_root() / f"boltzmann-{toolchain}"
         try:
             folder.mkdir(parents=True, exist_ok=True)
             tempfile.TemporaryFile(dir=folder).close()  # numba writes its index and code the same way
@@ -39,12 +39,4 @@ def cache_folder() -> Path | None:
 
 def njit(function: Callable[..., Any]) -> Any:
     """``numba.njit(nogil=True)`` with its disk cache in ``cache_folder()`` (no cache where that is None)."""
-    folder = cache_folder()
-    if folder is None:
-        return numba.njit(nogil=True)(function)
-    previous = numba.config.CACHE_DIR
-    numba.config.CACHE_DIR = str(folder)  # read once, when the dispatcher sets up its cache (at decoration)
-    try:
-        return numba.njit(nogil=True, cache=True)(function)
-    finally:
-        numba.config.CACHE_DIR = previous
+    return compile_cached(function, cache_folder(), nogil=True)

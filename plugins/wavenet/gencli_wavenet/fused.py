@@ -27,6 +27,7 @@ import numba
 import numpy as np
 
 from gencli import messages
+from gencli.numba_cache import cache_root, compile_cached
 from gencli.plugin import Audio, SampleRequest
 from gencli_wavenet import arch, audio
 
@@ -138,11 +139,6 @@ def _parallel_loop(u, temperature, step0, prev, cur, queues, offsets, dils, cond
 # ---- the compiled kernels and their disk cache -----------------------------------------------------------------
 
 
-def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "gencli" / "numba"
-
-
 def cache_key() -> str:
     """What compiled code depends on beyond what numba's own index checks.
 
@@ -181,14 +177,7 @@ def _cache_folder() -> Path | None:
 
 
 def _compiled(loop: Callable[..., None], parallel: bool, folder: Path | None) -> Any:
-    if folder is None:
-        return numba.njit(parallel=parallel, fastmath=False, nogil=True)(loop)
-    previous = numba.config.CACHE_DIR
-    numba.config.CACHE_DIR = str(folder)  # read once, when the dispatcher sets up its cache
-    try:
-        return numba.njit(parallel=parallel, fastmath=False, nogil=True, cache=True)(loop)
-    finally:
-        numba.config.CACHE_DIR = previous
+    return compile_cached(loop, folder, parallel=parallel, fastmath=False, nogil=True)
 
 
 class Kernel:
