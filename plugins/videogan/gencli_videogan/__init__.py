@@ -41,7 +41,29 @@ class Config:
                                        "object's own frame, so every frame shows the same drawing moved; "
                                        "'canvas', over the object already moved (the first bundled model).",
                              flag=False)
+    # The five fields below came after the first models: a config.json without them must rebuild the model its
+    # weights were trained as, so their defaults are the old behaviour; `prepare` gives new runs NEW_RUN's values.
+    sprite_padding: str = option("zeros", "What the sprite's convolutions see beyond its border: 'replicate' "
+                                          "(new runs) its border repeated; 'zeros' (older models) drew bars in "
+                                          "the mask along the sprite's square edges.", flag=False)
+    whole_pixels: bool = option(False, "Move the sprite by whole pixels, as the embedded data's digits move "
+                                       "(new runs; the gradient passes the rounding straight through); off, "
+                                       "bilinear sub-pixel shifts blur the drawing differently in every frame.",
+                                flag=False)
+    min_speed: float = option(0.0, "The foreground's least speed, pixels a frame at 32 x 32 (new runs: 1, the "
+                                   "embedded data's least; the most is 3). Free to slow down, sprites drifted to "
+                                   "a standstill, and a foreground that stands still is background.",
+                              minimum=0, maximum=2.5, flag=False)
+    moving_critic: bool = option(False, "A third discriminator, of what moves in each frame (the frame minus the "
+                                        "clip's per-pixel median over time), beside the clip's and the frames' "
+                                        "(new runs).", flag=False)
+    ema_decay: float = option(0.0, "Decay of the moving average of the generator's weights kept beside it, "
+                                   "which sampling and evaluation use (set from --ema-decay; 0: none, as in "
+                                   "older models).", flag=False)
     training_data: str = option("moving-digits", "The --data the model was trained on.", flag=False)
+
+
+NEW_RUN = {"sprite_padding": "replicate", "whole_pixels": True, "moving_critic": True, "min_speed": 1.0}  # prepare() sets these for every new run
 
 
 @dataclass
@@ -55,6 +77,10 @@ class TrainOptions:
                             "discriminators' logits with respect to the real clips; 0 turns it off. At 1 the "
                             "discriminators no longer win every batch from the start, at some 60% more time a step.",
                        minimum=0, maximum=10_000)
+    ema_decay: float = option(0.995, "Keep an exponential moving average of the generator's weights (this decay "
+                                     "per step, with a warm-up) and sample from it: GAN weights wander from step "
+                                     "to step (coherence rose and fell over a run without it); 0 turns it off.",
+                              minimum=0, below=1)
     reconstruction: float = option(1.0, "With --conditional: weight of the L1 distance between the input frame and "
                                         "the first generated frame (the paper's image-to-video loss).",
                                    minimum=0, maximum=1000)

@@ -11,6 +11,7 @@ conditional model, the L1 distance between the input frame and the first generat
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any
 
@@ -21,7 +22,7 @@ from torch.nn import functional as F
 
 from gencli.errors import UsageError
 from gencli.plugin import Clips, Prepared, SampleRequest
-from gencli_videogan import moving_digits
+from gencli_videogan import NEW_RUN, moving_digits
 from gencli_videogan.networks import Discriminators, FrameEncoder, TwoStreamGenerator, compose
 
 EMBEDDED = "moving-digits"
@@ -39,16 +40,43 @@ class VideoGANPair(nn.Module):
         self.discriminator = Discriminators(config)  # the clip's (3D) and its frames' (2D)
         self.encoder = FrameEncoder(config) if config.conditional else None
         self.z_dim = config.z_dim
+        # The moving average of the generator's player (generator and frame encoder), which sampling uses: a
+        # copy that no optimizer sees, updated at the start of every training step (so one step behind).
+        self.ema_decay = config.ema_decay
+        self.ema: nn.ModuleDict | None = None
+        if config.ema_decay > 0:
+            player = {"generator": self.generator} | ({"encoder": self.encoder} if self.encoder else {})
+            self.ema = nn.ModuleDict({k: copy.deepcopy(m) for k, m in player.items()}).requires_grad_(False)
+            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.int64))
 
-    def latent(self, z: torch.Tensor, first_frames: torch.Tensor | None) -> torch.Tensor:
+    def latent(self, z: torch.Tensor, first_frames: torch.Tensor | None, encoder: nn.Module | None = None
+               ) -> torch.Tensor:
         """The generator's input: z, or [encoded first frame, z] for the conditional model."""
         if self.encoder is None:
             return z
         if first_frames is None:
             raise UsageError("this model was trained with --conditional: give --from-image STILL.png")
-        return torch.cat([self.encoder(first_frames), z], dim=1)  # (B, 2 z_dim)
+        return torch.cat([(encoder or self.encoder)(first_frames), z], dim=1)  # (B, 2 z_dim)
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """ema <- d * ema + (1 - d) * current, for weights and batch-norm statistics alike; d warms up as
+        (1 + n) / (10 + n) after n updates, so the first steps' random weights are soon forgotten."""
+        assert self.ema is not None
+        n = float(self.ema_updates)
+        decay = min(self.ema_decay, (1 + n) / (10 + n))
+        for name, average in self.ema.items():
+            live = getattr(self, name)
+            for mine, theirs in zip(average.state_dict().values(), live.state_dict().values()):
+                if mine.is_floating_point():
+                    mine.lerp_(theirs, 1 - decay)
+                else:
+                    mine.copy_(theirs)  # batch norm's counter
+        self.ema_updates += 1
 
     def forward(self, real: torch.Tensor, z: torch.Tensor, options: Any) -> dict[str, torch.Tensor]:
+        if self.ema is not None and self.training:
+            self.update_ema()
         real = to_model(real).requires_grad_(options.r1 > 0)  # (B, 3, T, S, S) in [-1, 1]
         foreground, mask, background = self.generator.parts(self.latent(z, real[:, :, 0].detach()))
         fake = compose(foreground, mask, background)  # (B, 3, T, S, S)
@@ -76,8 +104,12 @@ class VideoGANPair(nn.Module):
     @torch.no_grad()
     def generate_parts(self, z: torch.Tensor, first_frames: torch.Tensor | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(clip, foreground, mask, background) in [0, 1]: (B, 3, T, S, S) x 3 parts and (B, 3, S, S)."""
-        foreground, mask, background = self.generator.parts(self.latent(z, first_frames))
+        """(clip, foreground, mask, background) in [0, 1]: (B, 3, T, S, S) x 3 parts and (B, 3, S, S), from the
+        moving average of the generator where the model keeps one."""
+        generator, encoder = self.generator, self.encoder
+        if self.ema is not None:
+            generator, encoder = self.ema["generator"], self.ema["encoder"] if self.encoder else None
+        foreground, mask, background = generator.parts(self.latent(z, first_frames, encoder))
         clip = compose(foreground, mask, background)
         unit = lambda x: ((x + 1) / 2).clamp(0, 1)  # noqa: E731
         return unit(clip), unit(foreground), mask, unit(background)
@@ -185,7 +217,7 @@ def folder_clips(source: str, config: Any, part: str) -> torch.Tensor:
 
 def prepare(data: str | None, config: Any, options: Any) -> Prepared:
     check_sizes(config)
-    config = dataclasses.replace(config, training_data=data or EMBEDDED)
+    config = dataclasses.replace(config, training_data=data or EMBEDDED, ema_decay=options.ema_decay, **NEW_RUN)
     if is_embedded(data):
         description = moving_digits.describe(config.frames, config.image_size, config.digits)
         return Prepared(config, MovingDigitBatches(config), description)

@@ -383,3 +383,108 @@ def test_temporal_coherence_counts_only_frames_that_show_a_digit() -> None:
     # Without the digit tests every frame of noise gets a class, and that class hardly changes.
     _, labels = digits.embed(classifier, evaluation.digit_views(noise))
     assert evaluation.coherence(labels.view(64, -1)) > 0.5
+
+
+# ---- the current recipe: whole pixels, replicate padding, the moving critic, the moving average -------------
+
+
+def test_new_runs_get_the_current_recipe_and_an_old_config_builds_the_old_model() -> None:
+    from gencli_videogan import NEW_RUN
+
+    prepared = model.prepare(None, Config(**TINY), TrainOptions(ema_decay=0.99))
+    assert all(getattr(prepared.config, key) == value for key, value in NEW_RUN.items())
+    assert prepared.config.ema_decay == 0.99
+    new = model.build(prepared.config).state_dict()
+    assert any(k.startswith("ema.generator.") for k in new) and any(".moving." in k for k in new)
+    old = tiny_model().state_dict()  # a config.json from before these fields: the model its weights were
+    assert not any(k.startswith("ema") or ".moving." in k for k in old)
+    assert set(old) < set(new)
+
+
+def test_whole_pixel_paths_round_the_corners_and_pass_the_gradient_through() -> None:
+    stream = tiny_model(whole_pixels=True).generator.foreground
+    z = torch.randn(16, 8)
+    path = stream.path(z)
+    assert torch.equal(path.detach(), path.detach().round()) and float(path.min()) >= 0 and float(path.max()) <= 8
+    path.sum().backward()  # the rounding does not stop the gradient
+    assert float(stream.motion[2].weight.grad.abs().sum()) > 0
+    smooth = tiny_model(whole_pixels=False).generator.foreground.path(z)
+    assert not torch.equal(smooth, smooth.round())
+
+
+def test_a_least_speed_keeps_every_sprite_moving_within_the_most() -> None:
+    z = torch.randn(256, 8) * 3
+    with torch.no_grad():
+        free = tiny_model().generator.foreground.path(z)  # an old config: no least speed
+        held = tiny_model(min_speed=1.0).generator.foreground.path(z)  # 16 x 16: 0.5 to 1.5 pixels a frame
+    speed = lambda path: path.diff(dim=1).norm(dim=-1)  # noqa: E731
+    first = lambda path: speed(path)[:, 0]  # noqa: E731  (a first step can meet a wall and be shorter)
+    assert float(first(free).min()) < 0.3
+    # No wall within the first step: both ends farther from every wall than the longest step (1.5 a frame).
+    away = (held[:, :2] > 1.5).all(dim=(1, 2)) & (held[:, :2] < 6.5).all(dim=(1, 2))
+    assert float(first(held)[away].min()) >= 0.5 - 1e-5 and away.float().mean() > 0.2
+    assert float(held.diff(dim=1).abs().max()) <= networks.MAX_SPEED * 16 / 32 + 1e-5
+
+
+@pytest.mark.parametrize("padding", ["zeros", "replicate"])
+def test_with_replicate_padding_a_uniform_sprite_draws_a_uniform_mask_to_its_edges(padding: str) -> None:
+    stream = tiny_model(sprite_padding=padding).eval().generator.foreground
+    corner = torch.tensor([[[4.0, 4.0]]]).expand(1, 8, 2)
+    with torch.no_grad():
+        _, mask = stream.heads_on_the_sprite(torch.full((1, 2, 8, 8), 0.7), corner)  # (1, 1, 8, 16, 16)
+    inside = mask[0, 0, :, 4:12, 4:12]
+    edge_versus_middle = float((inside[:, 0] - inside[:, 4]).abs().max())
+    if padding == "replicate":
+        assert edge_versus_middle < 1e-6  # no square edge the heads can draw
+    else:
+        assert edge_versus_middle > 1e-4  # zeros beyond the border: the border row differs
+    with pytest.raises(UsageError, match="sprite_padding"):
+        tiny_model(sprite_padding="mirror")
+
+
+def test_the_moving_critic_judges_each_judged_frame_minus_the_clips_median() -> None:
+    net = tiny_model(moving_critic=True).eval()
+    clips = torch.rand(3, 3, 8, 16, 16) * 2 - 1
+    with torch.no_grad():
+        clip_logits, frame_logits = net.discriminator(clips)
+        per_frame = 8 // networks.FRAME_STRIDE
+        assert clip_logits.shape == (3,) and frame_logits.shape == (2 * 3 * per_frame,)
+        moving = clips[:, :, ::networks.FRAME_STRIDE] - clips.median(dim=2, keepdim=True).values
+        torch.testing.assert_close(frame_logits[3 * per_frame:],
+                                   net.discriminator.moving(moving.transpose(1, 2).flatten(0, 1)))
+        # A clip where nothing moves shows the moving critic nothing, whatever its background.
+        still = clips[:, :, :1].expand_as(clips)
+        _, still_logits = net.discriminator(still)
+        empty = net.discriminator.moving(torch.zeros(3 * per_frame, 3, 16, 16))
+        torch.testing.assert_close(still_logits[3 * per_frame:], empty)
+
+
+def test_the_moving_average_follows_the_generator_and_is_what_sampling_uses() -> None:
+    for conditional in (False, True):
+        net = tiny_model(ema_decay=0.5, conditional=conditional)
+        optimized = {id(p) for group in model.configure_optimizer(net, 1e-3).param_groups for p in group["params"]}
+        assert not optimized & {id(p) for p in net.ema.parameters()}  # no optimizer moves the average
+        live = net.generator.foreground.heads.weight
+        average = net.ema["generator"].foreground.heads.weight
+        start = average.detach().clone()
+        with torch.no_grad():
+            live.add_(1.0)
+        net.update_ema()  # the first update warms up: decay min(0.5, 1/10)
+        torch.testing.assert_close(average, 0.1 * start + 0.9 * live.detach())
+        net.update_ema()  # then decay min(0.5, 2/11)
+        torch.testing.assert_close(average, (2 / 11) * (0.1 * start + 0.9 * live.detach()) + (9 / 11) * live.detach())
+        assert int(net.ema_updates) == 2
+        # Sampling draws from the average, not from the live weights.
+        net.eval()
+        z, still = torch.randn(2, 8), torch.rand(2, 3, 16, 16) * 2 - 1
+        with torch.no_grad():
+            live.add_(5.0)
+            clip = net.generate_parts(z, still if conditional else None)[0]
+            latent = torch.cat([net.ema["encoder"](still), z], 1) if conditional else z
+            expected = ((net.ema["generator"](latent) + 1) / 2).clamp(0, 1)
+        torch.testing.assert_close(clip, expected)
+    # A training step updates it.
+    net = tiny_model(ema_decay=0.5)
+    prepared = model.prepare(None, Config(**TINY), TrainOptions())
+    model.loss(net, prepared.data.batch(torch.Generator().manual_seed(0), 4), TrainOptions())
+    assert int(net.ema_updates) == 1
