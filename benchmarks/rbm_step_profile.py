@@ -36,14 +36,14 @@ def gencli_phases(batch_size: int) -> tuple[float, dict[str, float]]:
     from gencli import registry
     from gencli.schedule import batch_generator
     from gencli.weights import load
-    from gencli_boltzmann import common, kernels, rbm, sgd
+    from gencli_boltzmann import kernels, rbm, sgd
 
     plugin = registry.load("rbm")
     model = load(plugin, None, None, torch.device("cpu")).model
     model.chains = model.chains[:batch_size].clone()
     model.chain_hidden = model.chain_hidden[:batch_size].clone()
     options = plugin.TrainOptions()
-    data = common.prepare(None, plugin.Config(), options).data
+    data = rbm.prepare(None, plugin.Config(), options).data  # intensities: the step binarizes them itself
     optimizer = sgd(model, 0.001, options.momentum, options.weight_decay)
     spent: dict[str, int] = {}
 
@@ -56,10 +56,10 @@ def gencli_phases(batch_size: int) -> tuple[float, dict[str, float]]:
         return run
 
     originals = kernels.gibbs, kernels.statistics, torch.sigmoid_
-    kernels.gibbs = timed("gibbs kernel: W^T laid out, products, samples", kernels.gibbs)
+    kernels.gibbs = timed("gibbs kernel: batch binarized, W^T laid out, products, samples", kernels.gibbs)
     kernels.statistics = timed("statistics kernel: weight gradient, biases, monitor", kernels.statistics)
     torch.sigmoid_ = timed("sigmoid (torch)", torch.sigmoid_)
-    batch_of = timed("batch: pick, binarize (engine)", data.batch)
+    batch_of = timed("batch: pick the digits (engine)", data.batch)
     gradients = timed("gradients hook, whole", rbm.gradients)
     update = timed("SGD with momentum and weight decay (torch, fused)", optimizer.step)
 
@@ -89,7 +89,7 @@ def gencli_phases(batch_size: int) -> tuple[float, dict[str, float]]:
     whole = phases.pop("gradients hook, whole")
     phases["random bits, numpy views, kernel calls"] = whole - sum(
         value for name, value in phases.items() if "kernel" in name or "sigmoid" in name)
-    phases["zero_grad, loss, loop"] = total - whole - phases["batch: pick, binarize (engine)"] - phases[
+    phases["zero_grad, loss, loop"] = total - whole - phases["batch: pick the digits (engine)"] - phases[
         "SGD with momentum and weight decay (torch, fused)"]
     return total, phases
 

@@ -341,7 +341,8 @@ class OptionalMembers(Protocol):
 
     ``supports_bf16``: ``False`` keeps any ``--precision`` from autocasting this plugin (fp32 instead); ``True``
     says it was checked to train as well in bf16, so ``--precision auto`` picks bf16 on a CPU that computes it
-    natively (AVX512-BF16, AMX; ``gencli.precision``); undeclared, auto means bf16 on CUDA only.
+    natively (AVX512-BF16, AMX; ``gencli.precision``); undeclared, auto means bf16 on CUDA only, and
+    ``cpu_fp32_reason`` (a short phrase) may say why, for the reason run.json and the model card record.
     """
 
     def configure_optimizer(self, model: torch.nn.Module, lr: float, options: Any) -> torch.optim.Optimizer:

@@ -86,7 +86,8 @@ def resolve(requested: str, device_type: str, plugin: Any) -> Precision:
     """What ``--precision requested`` means for ``plugin`` on a ``device_type`` ("cpu" or "cuda") device.
 
     ``plugin.supports_bf16``: False never autocasts; True lets ``auto`` pick bf16 on a CPU with native bf16;
-    absent (undeclared) autocasts under an explicit bf16 and under ``auto`` on CUDA only."""
+    absent (undeclared) autocasts under an explicit bf16 and under ``auto`` on CUDA only, and then
+    ``plugin.cpu_fp32_reason`` (optional) says in the recorded reason why ``auto`` stays in fp32 on a CPU."""
     supports = getattr(plugin, "supports_bf16", None)
     if requested == "fp32":
         return Precision("fp32", "--precision fp32")
@@ -103,7 +104,9 @@ def resolve(requested: str, device_type: str, plugin: Any) -> Precision:
                          f"--precision bf16 on a CPU without native bf16 ({support.detail}): bf16 matmuls measured "
                          f"{slower:.1f}x slower than fp32 here; --precision auto or fp32 trains faster")
     if supports is not True:
-        return Precision("fp32", f"auto on the CPU: fp32 ({plugin.name} does not declare supports_bf16 = True)")
+        # A plugin may say why it keeps fp32 on a CPU (``cpu_fp32_reason``), e.g. fp32 kernels faster than bf16 matmuls.
+        why = getattr(plugin, "cpu_fp32_reason", "") or f"{plugin.name} does not declare supports_bf16 = True"
+        return Precision("fp32", f"auto on the CPU: fp32 ({why})")
     if not support.native:
         return Precision("fp32", f"auto on the CPU: fp32 ({support.detail})")
     return Precision("bf16", f"auto on the CPU: bf16 ({support.detail}; {plugin.name} supports bf16)")

@@ -110,10 +110,12 @@ class RBM(LazyPlugin):
     default_data = DATA
     bundled_weights = WEIGHTS / "rbm"
     # Trains well in bf16 (the default PCD-1 recipe scored -105.5 nats against -107.3 in fp32), and an explicit
-    # --precision bf16 is obeyed; but on the CPU the fp32 step runs on numba kernels that beat torch's bf16
-    # matmuls even where the CPU has AVX512-BF16 (0.19 against 0.21 s an epoch at batch 100, 0.48 against 0.64 at
-    # batch 10: benchmarks/rbm_vs_sklearn.py), so --precision auto keeps fp32 there (bf16 on CUDA).
+    # --precision bf16 is obeyed; but on the CPU the fp32 step runs on numba kernels that match or beat torch's
+    # bf16 matmuls even where the CPU has AVX512-BF16 (benchmarks/rbm_vs_sklearn.py, README), so --precision auto
+    # keeps fp32 there (bf16 on CUDA), and says why in run.json and the model card.
     supports_bf16 = None
+    cpu_fp32_reason = ("the rbm's fp32 step runs on numba kernels that sum only the rows its 0/1 states pick, as fast "
+                       "as or faster than bf16 matmuls even with AVX512-BF16")
 
     def configure_optimizer(self, model: Any, lr: float, options: RBMTrainOptions) -> Any:
         return sgd(model, lr, options.momentum, options.weight_decay)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -61,14 +62,17 @@ def trained_rbm(chains: int) -> torch.nn.Module:
     return model
 
 
-@pytest.mark.parametrize("options", [{"method": "pcd", "k": 3}, {"method": "cd", "k": 1}])
-def test_kernels_draw_the_torch_steps_samples(monkeypatch: pytest.MonkeyPatch, options: dict) -> None:
+@pytest.mark.parametrize("options, binary", [({"method": "pcd", "k": 3}, False), ({"method": "cd", "k": 1}, False),
+                                             ({"method": "pcd", "k": 1}, True)])
+def test_kernels_draw_the_torch_steps_samples(monkeypatch: pytest.MonkeyPatch, options: dict, binary: bool) -> None:
     """From the same seed, the kernels and the torch step take the same random bits for the same units: the
-    chains they leave are the same bits, and the gradients agree."""
+    chains they leave are the same bits, and the gradients agree. The batch comes as intensities (the plugin's own
+    batches: both steps binarize them from their first draws) or as 0/1 states drawn by the engine."""
     model = trained_rbm(chains=30)
     train = rbm_plugin.TrainOptions(**options)
-    batch = common.prepare(None, rbm_plugin.Config(hidden=rbm.MIN_WIDTH), train).data.batch(
-        torch.Generator().manual_seed(7), 30)
+    prepared = common.prepare(None, rbm_plugin.Config(hidden=rbm.MIN_WIDTH), train, binary=binary)
+    batch = prepared.data.batch(torch.Generator().manual_seed(7), 30)
+    assert ("binary" in batch) == binary
     by_kernels, by_torch = copy.deepcopy(model), copy.deepcopy(model)
     torch.manual_seed(5)
     with torch.no_grad():
@@ -109,6 +113,40 @@ def test_bit_blocks_count_each_sampling_of_the_step() -> None:
     assert kernels.bit_blocks(True, 2, batch=10, chains=4, monitored=3, visible=7, hidden=5) == [15, 28, 20, 28, 20]
     # CD-1: the batch's hidden units, its reconstruction's visible units; no chains kept.
     assert kernels.bit_blocks(False, 1, batch=10, chains=10, monitored=10, visible=7, hidden=5) == [50, 70]
+    # a batch of intensities: its binarization comes first
+    assert kernels.bit_blocks(False, 1, 10, 10, 10, 7, 5, binarize=True) == [70, 50, 70]
+
+
+def test_the_step_binarizes_intensities_as_bernoulli16_would() -> None:
+    """PIXEL_THRESHOLDS[p] is the bound bernoulli16 compares a draw with for the probability p / 255, exactly."""
+    probability = torch.arange(256, dtype=torch.uint8).float() / 255.0
+    assert torch.equal(torch.from_numpy(kernels.PIXEL_THRESHOLDS), probability * 65536.0 - 32768.0)
+    pixels = torch.tensor([[0, 255, 128, 1]], dtype=torch.uint8).repeat(20_000, 1)
+    torch.manual_seed(0)
+    states = rbm.data_states({"pixels": pixels}, torch.float32, common.RandomBits())
+    frequency = states.mean(0)
+    assert frequency[0] == 0 and frequency[1] == 1
+    assert abs(float(frequency[2]) - 128 / 255) < 0.02 and abs(float(frequency[3]) - 1 / 255) < 0.002
+
+
+def test_the_random_bits_are_splitmix64_seeded_by_torch() -> None:
+    """One 64-bit seed from torch's generator per step, then splitmix64 of a counter: numba and numpy make the
+    same words, handed out block after block."""
+    assert int(common.splitmix64(0, 0, 1)[0]) == 0xE220A8397B1DCDAF  # SplitMix64's first output from state 0
+    torch.manual_seed(1)
+    whole = common.RandomBits(compiled=True).words(1000)
+    torch.manual_seed(1)
+    in_blocks = common.RandomBits(compiled=False)
+    assert np.array_equal(np.concatenate([in_blocks.words(3), in_blocks.words(997)]), whole)
+    torch.manual_seed(2)
+    assert not np.array_equal(common.RandomBits(compiled=True).words(1000), whole)
+
+
+def test_the_transpose_handles_rows_beyond_the_last_eight() -> None:
+    weight = np.random.default_rng(0).standard_normal((13, 130)).astype(np.float32)
+    transposed = np.zeros((130, 13), np.float32)
+    kernels._transpose(weight, transposed)
+    assert np.array_equal(transposed, weight.T)
 
 
 def test_the_logit_table_splits_the_sixteen_bit_draws_like_the_probabilities() -> None:

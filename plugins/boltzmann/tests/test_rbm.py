@@ -223,3 +223,20 @@ def test_sampling_continues_the_saved_persistent_chains_by_default() -> None:
     assert not (other.pixels == images).all()  # another seed picks another order
     noise = rbm_plugin.sample(model, config, SampleOptions(gibbs_steps=3, start="noise"), request).pixels
     assert (noise.reshape(7, 9) > 127).sum(1).mean() > 2  # uniform noise keeps about half the pixels lit
+
+
+def test_auto_precision_keeps_fp32_on_a_cpu_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--precision auto stays in fp32 for the rbm on any CPU, with native bf16 or without, and the recorded reason
+    names the fp32 kernels; a plugin that gives no reason keeps the generic one."""
+    from types import SimpleNamespace
+
+    from gencli import precision
+
+    for native in (True, False):
+        monkeypatch.setattr(precision, "cpu_bf16", lambda native=native: precision.Bf16Support(native, "test CPU"))
+        chosen = precision.resolve("auto", "cpu", rbm_plugin)
+        assert chosen.name == "fp32" and not chosen.warning
+        assert "numba kernels" in chosen.reason and "does not declare" not in chosen.reason
+    assert precision.resolve("auto", "cuda", rbm_plugin).name == "bf16"
+    generic = precision.resolve("auto", "cpu", SimpleNamespace(name="toy"))
+    assert generic.name == "fp32" and "toy does not declare supports_bf16 = True" in generic.reason
