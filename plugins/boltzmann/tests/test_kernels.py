@@ -178,3 +178,30 @@ def test_compiled_kernels_are_cached_under_the_gencli_cache(tmp_path: Path) -> N
     result = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "2"
+
+
+def test_a_resumed_run_on_the_kernels_ends_where_an_unbroken_one_does(tmp_path: Path) -> None:
+    """Each step's random bits come from a seed drawn from torch's generator, whose state the checkpoint keeps:
+    3 steps, then --resume to 6, leave the same weights and chains as 6 steps in one go."""
+    from safetensors.torch import load_file
+
+    from gencli.options import TRAIN_FLAGS, dataclass_flags
+    from gencli.runspec import resolve
+    from gencli.train import Trainer
+
+    flags = TRAIN_FLAGS + dataclass_flags(rbm_plugin.Config, "Config") + dataclass_flags(rbm_plugin.TrainOptions,
+                                                                                         "TrainOptions")
+
+    def train(folder: str, steps: int, resume: bool) -> None:
+        typed = {"core": {"steps": steps, "decay_steps": 6, "save_every": 3, "batch_size": 20, "device": "cpu"},
+                 "Config": {"hidden": rbm.MIN_WIDTH, "chains": 20}}
+        spec = resolve(rbm_plugin, typed, flags, "test")
+        trainer = Trainer(rbm_plugin, spec, tmp_path / folder, resume=resume, quiet=True)
+        trainer.evaluate_at_end = False
+        trainer.run()
+
+    train("whole", 6, False)
+    train("split", 3, False)
+    train("split", 6, True)
+    whole, split = (load_file(tmp_path / name / "model.safetensors") for name in ("whole", "split"))
+    assert whole.keys() == split.keys() and all(torch.equal(whole[key], split[key]) for key in whole)
