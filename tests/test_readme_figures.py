@@ -29,7 +29,7 @@ CLAIMS = [
     ("| {} nats per image (exact NLL) on MNIST's", "pixelrnn", "nll_nats_per_image", 2),
     ("| NLL {} nats (k=500)", "vae", "nll_nats_per_image", 2),
     ("ELBO {}, gap", "vae", "elbo_nats_per_image", 2),
-    ("gap {} |", "vae", "elbo_gap_nats", 2),
+    ("gap {} on MNIST's", "vae", "elbo_gap_nats", 2),
     ("| log-likelihood {} nats (AIS", "rbm", "test_log_likelihood_nats", 2),
     ("| lower bound {} nats on MNIST's", "dbm", "test_log_likelihood_lower_bound_nats", 2),
     ("test digits: Parzen {} / ", "gan", "parzen_log_likelihood_nats", 1),
