@@ -5,6 +5,7 @@ name (what their compiled code depends on); this module owns the root and the nu
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,15 @@ from typing import Any
 def cache_root() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "gencli" / "numba"
+
+
+def writable_cache_folder(name: str) -> Path:
+    """``cache_root() / name``, made and checked writable; raises OSError where it cannot be (the caller then
+    compiles without a disk cache)."""
+    folder = cache_root() / name
+    folder.mkdir(parents=True, exist_ok=True)
+    tempfile.TemporaryFile(dir=folder).close()  # numba writes its index and code the same way
+    return folder
 
 
 def compile_cached(function: Callable[..., Any], folder: Path | None, **flags: Any) -> Any:

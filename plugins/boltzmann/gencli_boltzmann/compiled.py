@@ -8,14 +8,13 @@ Where the folder cannot be written, the kernels compile in every process instead
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numba
 
-from gencli.numba_cache import cache_root, compile_cached
+from gencli.numba_cache import compile_cached, writable_cache_folder
 
 _folder: dict[str, Path | None] = {}
 
@@ -27,11 +26,8 @@ def cache_folder() -> Path | None:
         import numpy as np
 
         toolchain = f"numba{numba.__version__}-llvmlite{llvmlite.__version__}-numpy{np.__version__}"
-        folder = cache_root() / f"boltzmann-{toolchain}"
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            tempfile.TemporaryFile(dir=folder).close()  # numba writes its index and code the same way
-            _folder["path"] = folder
+            _folder["path"] = writable_cache_folder(f"boltzmann-{toolchain}")
         except OSError:
             _folder["path"] = None
     return _folder["path"]

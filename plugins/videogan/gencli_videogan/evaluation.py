@@ -37,6 +37,7 @@ from torch.nn import functional as F
 from gencli.plugin import EvalRequest
 from gencli_videogan import moving_digits
 from gencli_videogan.model import folder_clips, generate, is_embedded, seeded_latents
+from gencli_videogan.networks import static_background
 
 HELD_OUT_SEEDS = {"reference": 20160, "baseline": 20161}  # the fixed draws of held-out real clips
 COHERENT_SHARE = 0.8  # a clip is coherent when one class holds in at least 80% of its frames
@@ -122,8 +123,7 @@ def repeated(clips: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 def foreground_weights(clips: torch.Tensor) -> torch.Tensor:
     """(N, T, H, W) in [0, 1]: how far each pixel is from the clip's per-pixel median over time (its static
     background), averaged over the colour channels."""
-    median = clips.median(dim=2, keepdim=True).values  # (N, 3, 1, H, W)
-    return (clips - median).abs().mean(dim=1)
+    return (clips - static_background(clips)).abs().mean(dim=1)
 
 
 def centre_of_mass(weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -252,15 +252,29 @@ class Discriminators(nn.Module):
         frames = clips[:, :, ::FRAME_STRIDE].transpose(1, 2).flatten(0, 1)  # (B * T/k, 3, S, S)
         frame_logits = self.frame(frames)
         if self.moving is not None:
-            # contiguous: torch 2.13's median over an expanded (stride-0) axis returns wrong values
-            still = clips.contiguous().median(dim=2, keepdim=True).values  # (B, 3, 1, S, S)
+            still = static_background(clips)  # (B, 3, 1, S, S)
             moving = (clips[:, :, ::FRAME_STRIDE] - still).transpose(1, 2).flatten(0, 1)  # (B * T/k, 3, S, S)
             frame_logits = torch.cat([frame_logits, self.moving(moving)])
         return self.clip(clips), frame_logits
 
 
+def static_background(clips: torch.Tensor) -> torch.Tensor:
+    """(B, C, 1, H, W): each pixel's median over the clip's T frames, a static camera's background."""
+    # contiguous: torch 2.13's median over an expanded (stride-0) axis returns wrong values
+    return clips.contiguous().median(dim=2, keepdim=True).values
+
+
 FRAME_STRIDE = 4  # the frame discriminator judges every 4th frame of each clip (4 of 16): most of the signal,
 # a quarter of the cost
+
+
+def strided_frame_layers(c: int, batch_norm: bool) -> list[nn.Module]:
+    """Three stride-2 4x4 convolutions, 3 -> c -> 2c -> 4c channels, S -> S/8, leaky ReLU (0.2) after each and, with
+    ``batch_norm``, batch norm on all but the first (DCGAN's discriminator stem)."""
+    def block(inputs: int, outputs: int, norm: bool) -> list[nn.Module]:
+        conv = nn.Conv2d(inputs, outputs, 4, stride=2, padding=1, bias=not norm)
+        return [conv, *([nn.BatchNorm2d(outputs)] if norm else []), nn.LeakyReLU(0.2)]
+    return [*block(3, c, False), *block(c, 2 * c, batch_norm), *block(2 * c, 4 * c, batch_norm)]
 
 
 class FrameDiscriminator(nn.Module):
@@ -272,11 +286,7 @@ class FrameDiscriminator(nn.Module):
         super().__init__()
         c = config.d_width
         s0 = config.image_size // 8
-        self.net = nn.Sequential(
-            nn.Conv2d(3, c, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(c, 2 * c, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * c, 4 * c, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(4 * c, 1, s0))
+        self.net = nn.Sequential(*strided_frame_layers(c, batch_norm=False), nn.Conv2d(4 * c, 1, s0))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.net(frames).flatten(1).squeeze(1)  # (B,)
@@ -290,11 +300,8 @@ class FrameEncoder(nn.Module):
         super().__init__()
         c = config.d_width
         s0 = config.image_size // 8
-        self.net = nn.Sequential(
-            nn.Conv2d(3, c, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(c, 2 * c, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * c), nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * c, 4 * c, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(4 * c), nn.LeakyReLU(0.2),
-            nn.Flatten(), nn.Linear(4 * c * s0 * s0, config.z_dim))
+        self.net = nn.Sequential(*strided_frame_layers(c, batch_norm=True), nn.Flatten(),
+                                 nn.Linear(4 * c * s0 * s0, config.z_dim))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.net(frames)  # (B, z_dim)

@@ -18,7 +18,6 @@ import os
 import platform
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import numba
 import numpy as np
 
 from gencli import messages
-from gencli.numba_cache import cache_root, compile_cached
+from gencli.numba_cache import cache_root, compile_cached, writable_cache_folder
 from gencli.plugin import Audio, SampleRequest
 from gencli_wavenet import arch, audio
 
@@ -164,14 +163,13 @@ _cache: dict[str, Any] = {}  # "folder": the cache folder in use, or None once i
 def _cache_folder() -> Path | None:
     """This toolchain's cache folder, made and checked writable; None (after one note) if that fails."""
     if "folder" not in _cache:
-        folder = cache_root() / cache_key()
+        key = cache_key()
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            tempfile.TemporaryFile(dir=folder).close()  # numba writes its files the same way
-            _cache["folder"] = folder
+            _cache["folder"] = writable_cache_folder(key)
         except OSError as error:
             _cache["folder"] = None
-            messages.note(f"cannot keep the compiled WaveNet sampler in {folder} ({error.strerror or error}); "
+            messages.note(f"cannot keep the compiled WaveNet sampler in {cache_root() / key} "
+                          f"({error.strerror or error}); "
                           "compiling it in this command")
     return _cache["folder"]
 
