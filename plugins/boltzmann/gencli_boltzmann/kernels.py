@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from gencli_boltzmann.common import GOLDEN, MIX1, MIX2  # splitmix64's constants, shared with its numpy twin
 from gencli_boltzmann.compiled import njit
 
 
@@ -37,12 +36,12 @@ LOGIT = logit_table()
 def fill_bits(seed, first, out):  # pragma: no cover - compiled
     """Words first .. first + len(out) - 1 of the splitmix64 stream of ``seed`` into ``out`` (``common.RandomBits``;
     ``common.splitmix64`` is the numpy twin)."""
-    golden = np.uint64(GOLDEN)
+    golden = np.uint64(0x9E3779B97F4A7C15)
     base = np.uint64(seed) + np.uint64(first) * golden
     for i in range(out.shape[0]):
         z = base + np.uint64(i + 1) * golden
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(MIX1)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         out[i] = z ^ (z >> np.uint64(31))
 
 
