@@ -41,7 +41,7 @@ class Config:
                                        "object's own frame, so every frame shows the same drawing moved; "
                                        "'canvas', over the object already moved (the first bundled model).",
                              flag=False)
-    # The five fields below came after the first models: a config.json without them must rebuild the model its
+    # The fields below came after the first models: a config.json without them must rebuild the model its
     # weights were trained as, so their defaults are the old behaviour; `prepare` gives new runs NEW_RUN's values.
     sprite_padding: str = option("zeros", "What the sprite's convolutions see beyond its border: 'replicate' "
                                           "(new runs) its border repeated; 'zeros' (older models) drew bars in "
@@ -57,13 +57,20 @@ class Config:
     moving_critic: bool = option(False, "A third discriminator, of what moves in each frame (the frame minus the "
                                         "clip's per-pixel median over time), beside the clip's and the frames' "
                                         "(new runs).", flag=False)
+    object_critic: bool = option(False, "A fourth discriminator, of the moving object itself: what moves in each "
+                                        "judged frame, in a window centred on it; for a class-conditional model "
+                                        "it also names the object's class (new runs).", flag=False)
     ema_decay: float = option(0.0, "Decay of the moving average of the generator's weights kept beside it, "
                                    "which sampling and evaluation use (set from --ema-decay; 0: none, as in "
                                    "older models).", flag=False)
+    classes: int = option(0, "Digit classes the model is conditioned on (set by --labels: 10 for the embedded "
+                             "one-digit clips; 0, unconditional as in the paper, for older models and --data "
+                             "folders).", flag=False)
     training_data: str = option("moving-digits", "The --data the model was trained on.", flag=False)
 
 
-NEW_RUN = {"sprite_padding": "replicate", "whole_pixels": True, "moving_critic": True, "min_speed": 1.0}  # prepare() sets these for every new run
+NEW_RUN = {"sprite_padding": "replicate", "whole_pixels": True, "moving_critic": True, "min_speed": 1.0,
+           "object_critic": True}  # prepare() sets these for every new run
 
 
 @dataclass
@@ -81,6 +88,11 @@ class TrainOptions:
                                      "per step, with a warm-up) and sample from it: GAN weights wander from step "
                                      "to step (coherence rose and fell over a run without it); 0 turns it off.",
                               minimum=0, below=1)
+    labels: bool = option(True, "Condition both players on each embedded clip's digit class (one-hot code in the "
+                                "generator's input, a projection discriminator; `gencli sample videogan --label "
+                                "7`). Unconditional models drew digit-like strokes but few digits; --no-labels "
+                                "trains the paper's unconditional model. Only the embedded one-digit clips carry "
+                                "labels.")
     reconstruction: float = option(1.0, "With --conditional: weight of the L1 distance between the input frame and "
                                         "the first generated frame (the paper's image-to-video loss).",
                                    minimum=0, maximum=1000)
@@ -91,6 +103,8 @@ class SampleOptions:
     parts: bool = option(False, "Show each clip's parts beside it (the paper's Figure 3): clip, foreground, mask "
                                 "and background, one row each in a PNG strip, side by side in a GIF.")
     fps: float = option(8.0, "Frames per second of the written GIF.", above=0, maximum=100)
+    label: str = option("", "The digit class (0-9) of every clip, for a model trained with labels; by default "
+                            "clip i shows class i mod 10.")
     from_image: Path | None = option(None, "Animate this still image (a model trained with --conditional): each "
                                            "of the -n clips is one possible future of it.")
 

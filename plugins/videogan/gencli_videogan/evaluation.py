@@ -36,8 +36,8 @@ from torch.nn import functional as F
 
 from gencli.plugin import EvalRequest
 from gencli_videogan import moving_digits
-from gencli_videogan.model import folder_clips, generate, is_embedded, seeded_latents
-from gencli_videogan.networks import static_background
+from gencli_videogan.model import cycled_labels, folder_clips, generate, is_embedded, seeded_latents
+from gencli_videogan.networks import centre_of_mass, half_frame_windows, static_background
 
 HELD_OUT_SEEDS = {"reference": 20160, "baseline": 20161}  # the fixed draws of held-out real clips
 COHERENT_SHARE = 0.8  # a clip is coherent when one class holds in at least 80% of its frames
@@ -56,8 +56,9 @@ def evaluate(model: Any, config: Any, options: Any, request: EvalRequest) -> dic
              f"{len(baseline):,} others for the baselines")
     generator = torch.Generator().manual_seed(request.seed)
     first = to_unit(baseline)[:, :, 0] * 2 - 1 if config.conditional else None  # (n, 3, S, S) in [-1, 1]
+    requested = cycled_labels(len(reference), config.classes)  # every class in turn (class-conditional models)
     clip, _, mask, _ = generate(model, seeded_latents(request.seed, len(reference), config.z_dim),
-                                first, request.device)
+                                first, request.device, requested)
     clips = {"generated": clip, "shuffled": shuffled(to_unit(baseline), generator),
              "repeated": repeated(to_unit(baseline), generator)}
     real = to_unit(reference)
@@ -69,7 +70,7 @@ def evaluate(model: Any, config: Any, options: Any, request: EvalRequest) -> dic
         figures[f"motion_{name}_px_per_frame"] = motion(group)
     figures["motion_ratio_generated_to_real"] = figures["motion_generated_px_per_frame"] / max(real_motion, 1e-9)
     if labelled:
-        figures |= digit_figures(config, real, clips)
+        figures |= digit_figures(config, real, clips, requested)
     for step, (name, group) in enumerate(clips.items()):
         request.progress(step, len(clips))
         figures[f"two_sample_accuracy_{name}"] = two_sample_accuracy(real, group, options.classifier_steps,
@@ -126,17 +127,6 @@ def foreground_weights(clips: torch.Tensor) -> torch.Tensor:
     return (clips - static_background(clips)).abs().mean(dim=1)
 
 
-def centre_of_mass(weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """((N, T, 2) centre (y, x) of each frame's weights, (N, T) total weight)."""
-    h, w = weights.shape[-2:]
-    ys = torch.arange(h, dtype=weights.dtype)[:, None]
-    xs = torch.arange(w, dtype=weights.dtype)[None, :]
-    total = weights.sum(dim=(-2, -1))  # (N, T)
-    safe = total.clamp_min(1e-9)
-    centre = torch.stack([(weights * ys).sum(dim=(-2, -1)) / safe, (weights * xs).sum(dim=(-2, -1)) / safe], -1)
-    return centre, total
-
-
 def motion(clips: torch.Tensor) -> float:
     """Mean per-frame displacement (pixels) of the foreground's centre of mass; 0 for a clip that never changes."""
     centre, total = centre_of_mass(foreground_weights(clips))
@@ -168,14 +158,7 @@ def digit_window(clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def digit_views(clips: torch.Tensor, side: int = 28) -> torch.Tensor:
     """(N, 3, T, H, W) clips -> (N*T, 1, side, side): each frame's foreground framed as MNIST frames a digit."""
     weights, centre = digit_window(clips)
-    h, w = weights.shape[-2:]
-    # An affine grid: a window of half the frame side around the centre, in grid_sample's [-1, 1] coordinates.
-    theta = torch.zeros(weights.shape[0], 2, 3)
-    theta[:, 0, 0], theta[:, 1, 1] = 0.5, 0.5
-    theta[:, 0, 2] = (centre[:, 1] + 0.5) / w * 2 - 1  # x
-    theta[:, 1, 2] = (centre[:, 0] + 0.5) / h * 2 - 1  # y
-    grid = F.affine_grid(theta, [weights.shape[0], 1, side, side], align_corners=False)
-    views = F.grid_sample(weights.unsqueeze(1), grid, align_corners=False)  # (N*T, 1, side, side)
+    views = half_frame_windows(weights.unsqueeze(1), centre, side)  # (N*T, 1, side, side)
     peak = views.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
     return views / peak
 
@@ -205,7 +188,11 @@ def digit_classes(classifier: Any, clips: torch.Tensor) -> tuple[torch.Tensor, t
     return features, classes.view(clips.shape[0], -1)
 
 
-def digit_figures(config: Any, real: torch.Tensor, clips: dict[str, torch.Tensor]) -> dict[str, float]:
+def digit_figures(config: Any, real: torch.Tensor, clips: dict[str, torch.Tensor],
+                  requested: torch.Tensor | None = None) -> dict[str, float]:
+    """Frechet distance, coherence and digit frames of each group of clips against the real ones; with
+    ``requested`` (the generated clips' classes, for a class-conditional model) also ``label_match_generated``:
+    the share of generated clips that are coherent in the class they were asked for."""
     from gencli.data.images import mnist
     from gencli.metrics import digits
 
@@ -218,6 +205,8 @@ def digit_figures(config: Any, real: torch.Tensor, clips: dict[str, torch.Tensor
         figures[f"frechet_digit_distance_{name}"] = digits.frechet_distance(features, real_features)
         figures[f"temporal_coherence_{name}"] = coherence(classes)
         figures[f"digit_frames_{name}"] = float((classes != NO_DIGIT).double().mean())
+        if name == "generated" and requested is not None:
+            figures["label_match_generated"] = label_match(classes, requested)
     return figures
 
 
@@ -225,6 +214,13 @@ def coherence(classes: torch.Tensor) -> float:
     """Share of clips (rows of (N, T) classes, NO_DIGIT for a frame without a digit) in which one digit class
     fills at least 80% of all the frames."""
     counts = F.one_hot(classes + 1, 11)[..., 1:].sum(dim=1).amax(dim=1)  # (N,) frames of the commonest digit
+    return float((counts >= COHERENT_SHARE * classes.shape[1]).double().mean())
+
+
+def label_match(classes: torch.Tensor, requested: torch.Tensor) -> float:
+    """Share of clips (rows of (N, T) classes) in which the requested class (N,) fills at least 80% of the
+    frames."""
+    counts = (classes == requested[:, None]).sum(dim=1)  # (N,)
     return float((counts >= COHERENT_SHARE * classes.shape[1]).double().mean())
 
 

@@ -26,6 +26,7 @@ from gencli_videogan import NEW_RUN, moving_digits
 from gencli_videogan.networks import Discriminators, FrameEncoder, TwoStreamGenerator, compose
 
 EMBEDDED = "moving-digits"
+DIGIT_CLASSES = 10
 HOLDOUT_FRACTION = 0.2  # of a --data folder's clips: held out for evaluation
 MIN_FOLDER_CLIPS = 20  # so that the held-out fifth has 4 clips: two real sets of two
 
@@ -39,7 +40,7 @@ class VideoGANPair(nn.Module):
         self.generator = TwoStreamGenerator(config)
         self.discriminator = Discriminators(config)  # the clip's (3D) and its frames' (2D)
         self.encoder = FrameEncoder(config) if config.conditional else None
-        self.z_dim = config.z_dim
+        self.z_dim, self.classes = config.z_dim, config.classes
         # The moving average of the generator's player (generator and frame encoder), which sampling uses: a
         # copy that no optimizer sees, updated at the start of every training step (so one step behind).
         self.ema_decay = config.ema_decay
@@ -49,14 +50,19 @@ class VideoGANPair(nn.Module):
             self.ema = nn.ModuleDict({k: copy.deepcopy(m) for k, m in player.items()}).requires_grad_(False)
             self.register_buffer("ema_updates", torch.zeros((), dtype=torch.int64))
 
-    def latent(self, z: torch.Tensor, first_frames: torch.Tensor | None, encoder: nn.Module | None = None
-               ) -> torch.Tensor:
-        """The generator's input: z, or [encoded first frame, z] for the conditional model."""
-        if self.encoder is None:
-            return z
-        if first_frames is None:
-            raise UsageError("this model was trained with --conditional: give --from-image STILL.png")
-        return torch.cat([(encoder or self.encoder)(first_frames), z], dim=1)  # (B, 2 z_dim)
+    def latent(self, z: torch.Tensor, first_frames: torch.Tensor | None, encoder: nn.Module | None = None,
+               labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The generator's input: z, or [encoded first frame, z] for the conditional model; then, for a model
+        with classes, the one-hot code of ``labels`` (B,)."""
+        if self.encoder is not None:
+            if first_frames is None:
+                raise UsageError("this model was trained with --conditional: give --from-image STILL.png")
+            z = torch.cat([(encoder or self.encoder)(first_frames), z], dim=1)  # (B, 2 z_dim)
+        if self.classes:
+            if labels is None:
+                raise ValueError("a class-conditional generator needs labels")
+            z = torch.cat([z, F.one_hot(labels, self.classes).to(z.dtype)], dim=1)
+        return z
 
     @torch.no_grad()
     def update_ema(self) -> None:
@@ -74,27 +80,41 @@ class VideoGANPair(nn.Module):
                     mine.copy_(theirs)  # batch norm's counter
         self.ema_updates += 1
 
-    def forward(self, real: torch.Tensor, z: torch.Tensor, options: Any) -> dict[str, torch.Tensor]:
+    def forward(self, real: torch.Tensor, z: torch.Tensor, options: Any, labels: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
+        """``labels`` (B,): the real clips' classes, for a class-conditional model; the generated clips of the
+        step are drawn for the same classes (as gencli's cgan): the object critic's class head learns the real
+        clips' classes, and the generator is pushed towards objects it names as asked (AC-GAN)."""
         if self.ema is not None and self.training:
             self.update_ema()
         real = to_model(real).requires_grad_(options.r1 > 0)  # (B, 3, T, S, S) in [-1, 1]
-        foreground, mask, background = self.generator.parts(self.latent(z, real[:, :, 0].detach()))
+        foreground, mask, background = self.generator.parts(self.latent(z, real[:, :, 0].detach(), labels=labels))
         fake = compose(foreground, mask, background)  # (B, 3, T, S, S)
-        real_logits, real_frame_logits = self.discriminator(real)  # (B,), (B * T/k,)
-        fake_logits, fake_frame_logits = self.discriminator(fake.detach())  # no gradient reaches G through L_D
+        # (B,), (B * T/k,) per frame critic, (B * T/k, classes) or None
+        real_logits, real_frame_logits, real_classes = self.discriminator(real)
+        # no gradient reaches G through L_D
+        fake_logits, fake_frame_logits, _ = self.discriminator(fake.detach())
         d_loss = (discriminator_loss(real_logits, fake_logits, options.real_label)
                   + discriminator_loss(real_frame_logits, fake_frame_logits, options.real_label))
+        targets = None
+        if real_classes is not None:  # the class head learns from real clips only
+            targets = labels.repeat_interleave(real_classes.shape[0] // labels.shape[0])  # each judged frame's
+            d_loss = d_loss + F.cross_entropy(real_classes, targets)
         if options.r1 > 0:  # R1 (Mescheder et al. 2018): gamma / 2 * |grad_x D(x)|^2 on real clips
             (slope,) = torch.autograd.grad(real_logits.sum() + real_frame_logits.sum(), real, create_graph=True)
             d_loss = d_loss + options.r1 / 2 * slope.square().flatten(1).sum(1).mean()
         frozen = {name: p.detach() for name, p in self.discriminator.named_parameters()}
-        g_logits, g_frame_logits = functional_call(self.discriminator, frozen, (fake,))  # D's parameters fixed
+        g_logits, g_frame_logits, g_classes = functional_call(self.discriminator, frozen, (fake,))  # D's fixed
         adversarial = (F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))  # -log D(G(z))
                        + F.binary_cross_entropy_with_logits(g_frame_logits, torch.ones_like(g_frame_logits)))
+        if g_classes is not None:
+            adversarial = adversarial + F.cross_entropy(g_classes, targets)
         g_loss = adversarial + options.mask_l1 * mask.mean()
         out = {"d_loss": d_loss, "g_loss": g_loss, "g_adversarial": adversarial.detach(),
                "real_logits": real_logits.detach(), "fake_logits": fake_logits.detach(), "mask": mask.detach(),
                "fake_frame_logits": fake_frame_logits.detach()}
+        if real_classes is not None:
+            out["real_class_acc"] = (real_classes.detach().argmax(dim=1) == targets).float().mean()
         if self.encoder is not None:
             reconstruction = (fake[:, :, 0] - real[:, :, 0].detach()).abs().mean()
             out["g_loss"] = g_loss + options.reconstruction * reconstruction
@@ -102,14 +122,15 @@ class VideoGANPair(nn.Module):
         return out
 
     @torch.no_grad()
-    def generate_parts(self, z: torch.Tensor, first_frames: torch.Tensor | None = None
+    def generate_parts(self, z: torch.Tensor, first_frames: torch.Tensor | None = None,
+                       labels: torch.Tensor | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(clip, foreground, mask, background) in [0, 1]: (B, 3, T, S, S) x 3 parts and (B, 3, S, S), from the
         moving average of the generator where the model keeps one."""
         generator, encoder = self.generator, self.encoder
         if self.ema is not None:
             generator, encoder = self.ema["generator"], self.ema["encoder"] if self.encoder else None
-        foreground, mask, background = generator.parts(self.latent(z, first_frames, encoder))
+        foreground, mask, background = generator.parts(self.latent(z, first_frames, encoder, labels))
         clip = compose(foreground, mask, background)
         unit = lambda x: ((x + 1) / 2).clamp(0, 1)  # noqa: E731
         return unit(clip), unit(foreground), mask, unit(background)
@@ -148,13 +169,12 @@ def configure_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
                             betas=(0.5, 0.999))
 
 
-def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], options: Any
-         ) -> tuple[torch.Tensor, dict[str, float]]:
-    real, z = batch
+def loss(model: nn.Module, batch: tuple[torch.Tensor, ...], options: Any) -> tuple[torch.Tensor, dict[str, float]]:
+    real, z, *labels = batch  # (frames, z) or, for a class-conditional model, (frames, z, labels)
     if real.shape[0] < 2:  # batch normalisation has no statistics for one clip
         raise UsageError(f"--batch-size {real.shape[0]}: batch normalisation needs at least 2 clips a step (in "
                          "each process, with --nproc)")
-    out = model(real, z, options)
+    out = model(real, z, options, labels[0] if labels else None)
     metrics = {
         "d_loss": float(out["d_loss"].detach()),
         "g_loss": float(out["g_loss"].detach()),
@@ -164,6 +184,8 @@ def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], options: An
         "d_frame_fake_acc": float((out["fake_frame_logits"] < 0).float().mean()),  # ... and generated frames
         "mask_mean": float(out["mask"].mean()),  # the share of pixels the foreground stream claims
     }
+    if "real_class_acc" in out:
+        metrics["d_class_acc"] = float(out["real_class_acc"])  # the object critic names real digits right
     if "reconstruction" in out:
         metrics["reconstruction"] = float(out["reconstruction"])
     return out["d_loss"] + out["g_loss"], metrics
@@ -173,17 +195,19 @@ def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], options: An
 
 
 class MovingDigitBatches:
-    """The engine's TrainData for the embedded clips: (frames uint8 (B, T, S, S, 3), z (B, z_dim)), made fresh
-    for every batch from the engine's generator (so a resumed run sees the very same clips)."""
+    """The engine's TrainData for the embedded clips: (frames uint8 (B, T, S, S, 3), z (B, z_dim)) and, for a
+    class-conditional model, the digits' classes (B,); made fresh for every batch from the engine's generator (so
+    a resumed run sees the very same clips)."""
 
     def __init__(self, config: Any) -> None:
         self.config = config
 
-    def batch(self, generator: torch.Generator, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, generator: torch.Generator, batch_size: int) -> tuple[torch.Tensor, ...]:
         c = self.config
         clips = moving_digits.make_clips(moving_digits.rng_from(generator), batch_size, frames=c.frames,
                                          size=c.image_size, digits=c.digits)
-        return torch.from_numpy(clips.frames), torch.randn(batch_size, c.z_dim, generator=generator)
+        frames, z = torch.from_numpy(clips.frames), torch.randn(batch_size, c.z_dim, generator=generator)
+        return (frames, z, torch.from_numpy(clips.labels)) if c.classes else (frames, z)
 
 
 class ClipPool:
@@ -217,7 +241,11 @@ def folder_clips(source: str, config: Any, part: str) -> torch.Tensor:
 
 def prepare(data: str | None, config: Any, options: Any) -> Prepared:
     check_sizes(config)
-    config = dataclasses.replace(config, training_data=data or EMBEDDED, ema_decay=options.ema_decay, **NEW_RUN)
+    # Labels: the embedded clips' digit classes, where a clip has one digit (with two, "the clip's class" is
+    # not defined); a --data folder has none.
+    classes = DIGIT_CLASSES if options.labels and is_embedded(data) and config.digits == 1 else 0
+    config = dataclasses.replace(config, training_data=data or EMBEDDED, ema_decay=options.ema_decay,
+                                 classes=classes, **NEW_RUN)
     if is_embedded(data):
         description = moving_digits.describe(config.frames, config.image_size, config.digits)
         return Prepared(config, MovingDigitBatches(config), description)
@@ -245,22 +273,40 @@ def first_frames_from(options: Any, config: Any, n: int) -> torch.Tensor | None:
     return still.unsqueeze(0).expand(n, -1, -1, -1)
 
 
+def cycled_labels(n: int, classes: int) -> torch.Tensor | None:
+    """Clip i's class, i mod classes (every class in turn), for a class-conditional model; None otherwise."""
+    return torch.arange(n) % classes if classes else None
+
+
+def requested_labels(label: str, n: int, config: Any) -> torch.Tensor | None:
+    """--label as (n,) classes: one class for every clip, or by default every class in turn."""
+    if not label:
+        return cycled_labels(n, config.classes)
+    if not config.classes:
+        raise UsageError("--label needs a model trained with labels (this one is unconditional)")
+    if not label.isdigit() or int(label) >= config.classes:
+        raise UsageError(f"--label {label!r}: must be a class from 0 to {config.classes - 1}")
+    return torch.full((n,), int(label))
+
+
 def generate(model: VideoGANPair, z: torch.Tensor, first: torch.Tensor | None, device: torch.device,
-             chunk: int = 64) -> tuple[torch.Tensor, ...]:
-    """generate_parts over chunks of z, on the CPU: (clip, foreground, mask, background)."""
+             labels: torch.Tensor | None = None, chunk: int = 64) -> tuple[torch.Tensor, ...]:
+    """generate_parts over chunks of z (and labels), on the CPU: (clip, foreground, mask, background)."""
     model.eval()
     parts: list[list[torch.Tensor]] = [[], [], [], []]
     for start in range(0, z.shape[0], chunk):
         still = None if first is None else first[start:start + chunk].to(device)
-        for i, part in enumerate(model.generate_parts(z[start:start + chunk].to(device), still)):
+        chunk_labels = None if labels is None else labels[start:start + chunk].to(device)
+        for i, part in enumerate(model.generate_parts(z[start:start + chunk].to(device), still, chunk_labels)):
             parts[i].append(part.float().cpu())
     return tuple(torch.cat(p) for p in parts)
 
 
 def sample(model: Any, config: Any, options: Any, request: SampleRequest) -> Clips:
     z = seeded_latents(request.seed, request.n, config.z_dim)
+    labels = requested_labels(options.label, request.n, config)
     clip, foreground, mask, background = generate(model, z, first_frames_from(options, config, request.n),
-                                                  request.device)
+                                                  request.device, labels)
     if not options.parts:
         return Clips(to_uint8(clip), fps=options.fps)
     frames = clip.shape[2]

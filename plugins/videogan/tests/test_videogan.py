@@ -168,7 +168,7 @@ def test_the_discriminators_judge_whole_clips_and_every_fourth_frame() -> None:
     net = tiny_model().eval()
     clips = torch.rand(3, 3, 8, 16, 16) * 2 - 1
     with torch.no_grad():
-        clip_logits, frame_logits = net.discriminator(clips)
+        clip_logits, frame_logits, _ = net.discriminator(clips)
         assert clip_logits.shape == (3,) and frame_logits.shape == (3 * 8 // networks.FRAME_STRIDE,)
         # The frame discriminator sees frames 0 and 4 of each clip, in clip order.
         torch.testing.assert_close(frame_logits[2:4], net.discriminator.frame(clips[1, :, ::4].transpose(0, 1)))
@@ -238,9 +238,15 @@ def test_the_background_is_static_and_only_the_digit_moves() -> None:
 
 def test_clips_depend_only_on_the_generator_and_the_labels_are_digits() -> None:
     prepared = model.prepare(None, Config(**TINY), TrainOptions())
-    a, za = prepared.data.batch(torch.Generator().manual_seed(1), 4)
-    b, zb = prepared.data.batch(torch.Generator().manual_seed(1), 4)
-    assert torch.equal(a, b) and torch.equal(za, zb) and a.dtype == torch.uint8
+    a, za, la = prepared.data.batch(torch.Generator().manual_seed(1), 4)
+    b, zb, lb = prepared.data.batch(torch.Generator().manual_seed(1), 4)
+    assert torch.equal(a, b) and torch.equal(za, zb) and torch.equal(la, lb) and a.dtype == torch.uint8
+    # The batch's labels are its clips' digit classes: the same draw made directly gives the same ones.
+    again = moving_digits.make_clips(moving_digits.rng_from(torch.Generator().manual_seed(1)), 4,
+                                     frames=TINY["frames"], size=TINY["image_size"])
+    assert torch.equal(la, torch.from_numpy(again.labels))
+    unlabelled = model.prepare(None, Config(**TINY), TrainOptions(labels=False))
+    assert len(unlabelled.data.batch(torch.Generator().manual_seed(1), 4)) == 2
     batch = moving_digits.make_clips(np.random.default_rng(0), 50, split="test")
     assert set(batch.labels) <= set(range(10)) and len(set(batch.labels)) > 5
 
@@ -446,7 +452,7 @@ def test_the_moving_critic_judges_each_judged_frame_minus_the_clips_median() -> 
     net = tiny_model(moving_critic=True).eval()
     clips = torch.rand(3, 3, 8, 16, 16) * 2 - 1
     with torch.no_grad():
-        clip_logits, frame_logits = net.discriminator(clips)
+        clip_logits, frame_logits, _ = net.discriminator(clips)
         per_frame = 8 // networks.FRAME_STRIDE
         assert clip_logits.shape == (3,) and frame_logits.shape == (2 * 3 * per_frame,)
         moving = clips[:, :, ::networks.FRAME_STRIDE] - clips.median(dim=2, keepdim=True).values
@@ -454,7 +460,7 @@ def test_the_moving_critic_judges_each_judged_frame_minus_the_clips_median() -> 
                                    net.discriminator.moving(moving.transpose(1, 2).flatten(0, 1)))
         # A clip where nothing moves shows the moving critic nothing, whatever its background.
         still = clips[:, :, :1].expand_as(clips)
-        _, still_logits = net.discriminator(still)
+        _, still_logits, _ = net.discriminator(still)
         empty = net.discriminator.moving(torch.zeros(3 * per_frame, 3, 16, 16))
         torch.testing.assert_close(still_logits[3 * per_frame:], empty)
 
@@ -488,3 +494,96 @@ def test_the_moving_average_follows_the_generator_and_is_what_sampling_uses() ->
     prepared = model.prepare(None, Config(**TINY), TrainOptions())
     model.loss(net, prepared.data.batch(torch.Generator().manual_seed(0), 4), TrainOptions())
     assert int(net.ema_updates) == 1
+
+
+# ---- class-conditional models (--labels) ---------------------------------------------------------------------
+
+
+def test_new_runs_on_the_embedded_digits_take_their_labels_and_others_none(tmp_path: Path) -> None:
+    assert model.prepare(None, Config(**TINY), TrainOptions()).config.classes == 10
+    assert model.prepare(None, Config(**TINY), TrainOptions(labels=False)).config.classes == 0
+    # Two digits a clip: "the clip's class" is not defined.
+    assert model.prepare(None, Config(**{**TINY, "digits": 2}), TrainOptions()).config.classes == 0
+    for name in "abcde":
+        write_frames(tmp_path / name, 40, size=(16, 16))
+    assert model.prepare(str(tmp_path), Config(**TINY), TrainOptions()).config.classes == 0
+    assert Config().classes == 0  # a config.json from before labels builds the unconditional model
+
+
+def test_a_class_conditional_generator_draws_the_class_it_is_given() -> None:
+    net = tiny_model(classes=10).eval()
+    z = torch.randn(1, 8).expand(3, -1)
+    labels = torch.tensor([3, 3, 7])
+    with torch.no_grad():
+        clip, *_ = net.generate_parts(z, None, labels)
+    assert torch.allclose(clip[0], clip[1], atol=1e-6)  # (rows of one batch may round differently)
+    assert float((clip[0] - clip[2]).abs().max()) > 1e-3  # the label changes the clip
+    with pytest.raises(ValueError, match="labels"):
+        net.generate_parts(z, None, None)
+
+
+def test_the_object_critic_sees_the_moving_object_centred_and_names_its_class() -> None:
+    net = tiny_model(classes=10, object_critic=True).eval()
+    critic = net.discriminator.object
+    # One bright 4 x 4 square on black, at two places: centred, both views are the same picture.
+    moving = torch.zeros(2, 3, 16, 16)
+    moving[0, :, 1:5, 2:6], moving[1, :, 9:13, 10:14] = 1.0, 1.0
+    weights = moving.abs().mean(dim=1)
+    views = networks.half_frame_windows(moving, networks.centre_of_mass(weights)[0], 8)
+    assert views.shape == (2, 3, 8, 8)
+    torch.testing.assert_close(views[0], views[1])
+    assert abs(float(views[0].sum()) - 48.0) < 1e-4  # the whole square (4 x 4 x 3) inside the window
+    with torch.no_grad():
+        logits, classes = critic(moving)
+        assert classes.shape == (2, 10)
+        torch.testing.assert_close(logits[0], logits[1])  # where the object is does not matter...
+        torch.testing.assert_close(classes[0], classes[1])  # ...to either head
+        # In the discriminators, it judges every judged frame's moving part after the frame critics.
+        clips = torch.rand(2, 3, 8, 16, 16) * 2 - 1
+        _, frame_logits, class_logits = net.discriminator(clips)
+        sampled = clips[:, :, ::networks.FRAME_STRIDE]
+        moving = (sampled - networks.static_background(clips)).transpose(1, 2).flatten(0, 1)
+        expected_logits, expected_classes = critic(moving)
+        torch.testing.assert_close(frame_logits[-4:], expected_logits)
+        torch.testing.assert_close(class_logits, expected_classes)
+    assert tiny_model(object_critic=True).discriminator.object.classify is None  # unconditional: no class head
+
+
+def test_a_labelled_training_step_feeds_the_batchs_classes_to_both_players() -> None:
+    prepared = model.prepare(None, Config(**TINY), TrainOptions())
+    torch.manual_seed(0)
+    net = model.build(prepared.config)
+    batch = prepared.data.batch(torch.Generator().manual_seed(0), 4)
+    total, _ = model.loss(net, batch, TrainOptions())
+    total.backward()
+    head = net.discriminator.object.classify.weight.grad  # (10, features): the class head learns
+    assert bool((head[batch[2]].abs().sum(1) > 0).all())
+    # The generator's input weights of the one-hot code: the batch's classes get a gradient, the others none.
+    code = net.generator.foreground.project.weight.grad[:, TINY["z_dim"]:]  # (features, 10)
+    present = sorted(set(batch[2].tolist()))
+    absent = sorted(set(range(10)) - set(present))
+    assert bool((code[:, present].abs().sum(0) > 0).all()) and float(code[:, absent].abs().sum()) == 0
+
+
+def test_label_picks_every_clips_class_and_bad_labels_are_one_clear_error() -> None:
+    request = SampleRequest(3, 1, torch.device("cpu"))
+    labelled, plain = tiny_model(classes=10).eval(), tiny_model().eval()
+    with torch.inference_mode():
+        sevens = model.sample(labelled, Config(**TINY, classes=10), SampleOptions(label="7"), request)
+        cycled = model.sample(labelled, Config(**TINY, classes=10), SampleOptions(), request)
+        z = model.seeded_latents(1, 3, 8)
+        expected, *_ = labelled.generate_parts(z, None, torch.tensor([7, 7, 7]))
+        first, *_ = labelled.generate_parts(z, None, torch.tensor([0, 1, 2]))
+    np.testing.assert_array_equal(sevens.frames, model.to_uint8(expected))
+    np.testing.assert_array_equal(cycled.frames, model.to_uint8(first))  # by default clip i shows class i mod 10
+    with pytest.raises(UsageError, match="0 to 9"):
+        model.sample(labelled, Config(**TINY, classes=10), SampleOptions(label="12"), request)
+    with pytest.raises(UsageError, match="unconditional"):
+        model.sample(plain, Config(**TINY), SampleOptions(label="7"), request)
+
+
+def test_label_match_counts_clips_coherent_in_the_class_asked_for() -> None:
+    n = evaluation.NO_DIGIT
+    classes = torch.tensor([[3] * 10, [3] * 8 + [n] * 2, [5] * 10, [3] * 7 + [n] * 3])  # (4 clips, 10 frames)
+    assert evaluation.label_match(classes, torch.tensor([3, 3, 3, 3])) == 0.5  # rows 0 and 1 (80%), not 2, not 3
+    assert evaluation.label_match(classes, torch.tensor([3, 3, 5, 3])) == 0.75
