@@ -93,6 +93,9 @@ class TrainOptions:
                                 "7`). Unconditional models drew digit-like strokes but few digits; --no-labels "
                                 "trains the paper's unconditional model. Only the embedded one-digit clips carry "
                                 "labels.")
+    class_weight: float = option(1.0, "With labels: weight of the object critic's class loss in the generator's "
+                                      "objective (AC-GAN's is 1): how hard the generator is pushed towards "
+                                      "objects the critic names as their label.", minimum=0, maximum=100)
     reconstruction: float = option(1.0, "With --conditional: weight of the L1 distance between the input frame and "
                                         "the first generated frame (the paper's image-to-video loss).",
                                    minimum=0, maximum=1000)

@@ -108,7 +108,7 @@ class VideoGANPair(nn.Module):
         adversarial = (F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))  # -log D(G(z))
                        + F.binary_cross_entropy_with_logits(g_frame_logits, torch.ones_like(g_frame_logits)))
         if g_classes is not None:
-            adversarial = adversarial + F.cross_entropy(g_classes, targets)
+            adversarial = adversarial + options.class_weight * F.cross_entropy(g_classes, targets)
         g_loss = adversarial + options.mask_l1 * mask.mean()
         out = {"d_loss": d_loss, "g_loss": g_loss, "g_adversarial": adversarial.detach(),
                "real_logits": real_logits.detach(), "fake_logits": fake_logits.detach(), "mask": mask.detach(),

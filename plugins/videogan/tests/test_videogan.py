@@ -587,3 +587,14 @@ def test_label_match_counts_clips_coherent_in_the_class_asked_for() -> None:
     classes = torch.tensor([[3] * 10, [3] * 8 + [n] * 2, [5] * 10, [3] * 7 + [n] * 3])  # (4 clips, 10 frames)
     assert evaluation.label_match(classes, torch.tensor([3, 3, 3, 3])) == 0.5  # rows 0 and 1 (80%), not 2, not 3
     assert evaluation.label_match(classes, torch.tensor([3, 3, 5, 3])) == 0.75
+
+
+def test_class_weight_scales_the_object_critics_class_loss_in_the_generators_objective() -> None:
+    prepared = model.prepare(None, Config(**TINY), TrainOptions())
+    torch.manual_seed(0)
+    net = model.build(prepared.config)
+    batch = prepared.data.batch(torch.Generator().manual_seed(0), 4)
+    g_loss = {w: float(net(*batch[:2], TrainOptions(class_weight=w), batch[2])["g_loss"]) for w in (0.0, 1.0, 3.0)}
+    class_loss = g_loss[1.0] - g_loss[0.0]
+    assert class_loss > 0.5  # about ln 10 for an untrained class head
+    assert abs((g_loss[3.0] - g_loss[0.0]) - 3 * class_loss) < 1e-4
