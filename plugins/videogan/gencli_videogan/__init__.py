@@ -89,8 +89,8 @@ class TrainOptions:
                                      "to step (coherence rose and fell over a run without it); 0 turns it off.",
                               minimum=0, below=1)
     labels: bool = option(True, "Condition both players on each embedded clip's digit class (one-hot code in the "
-                                "generator's input, a projection discriminator; `gencli sample videogan --label "
-                                "7`). Unconditional models drew digit-like strokes but few digits; --no-labels "
+                                "generator's input, a class head on the object critic; `gencli sample videogan "
+                                "--label 7`). Unconditional models drew digit-like strokes but few digits; --no-labels "
                                 "trains the paper's unconditional model. Only the embedded one-digit clips carry "
                                 "labels.")
     class_weight: float = option(1.0, "With labels: weight of the object critic's class loss in the generator's "

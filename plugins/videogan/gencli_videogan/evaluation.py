@@ -214,14 +214,18 @@ def coherence(classes: torch.Tensor) -> float:
     """Share of clips (rows of (N, T) classes, NO_DIGIT for a frame without a digit) in which one digit class
     fills at least 80% of all the frames."""
     counts = F.one_hot(classes + 1, 11)[..., 1:].sum(dim=1).amax(dim=1)  # (N,) frames of the commonest digit
-    return float((counts >= COHERENT_SHARE * classes.shape[1]).double().mean())
+    return share_holding(counts, classes.shape[1])
 
 
 def label_match(classes: torch.Tensor, requested: torch.Tensor) -> float:
     """Share of clips (rows of (N, T) classes) in which the requested class (N,) fills at least 80% of the
     frames."""
-    counts = (classes == requested[:, None]).sum(dim=1)  # (N,)
-    return float((counts >= COHERENT_SHARE * classes.shape[1]).double().mean())
+    return share_holding((classes == requested[:, None]).sum(dim=1), classes.shape[1])
+
+
+def share_holding(counts: torch.Tensor, frames: int) -> float:
+    """Share of clips whose count (N,) of frames of one class is at least COHERENT_SHARE of their ``frames``."""
+    return float((counts >= COHERENT_SHARE * frames).double().mean())
 
 
 # ---- the two-sample test ------------------------------------------------------------------------------------

@@ -96,10 +96,11 @@ class VideoGANPair(nn.Module):
         fake_logits, fake_frame_logits, _ = self.discriminator(fake.detach())
         d_loss = (discriminator_loss(real_logits, fake_logits, options.real_label)
                   + discriminator_loss(real_frame_logits, fake_frame_logits, options.real_label))
-        targets = None
+        targets = class_accuracy = None
         if real_classes is not None:  # the class head learns from real clips only
             targets = labels.repeat_interleave(real_classes.shape[0] // labels.shape[0])  # each judged frame's
             d_loss = d_loss + F.cross_entropy(real_classes, targets)
+            class_accuracy = (real_classes.detach().argmax(dim=1) == targets).float().mean()
         if options.r1 > 0:  # R1 (Mescheder et al. 2018): gamma / 2 * |grad_x D(x)|^2 on real clips
             (slope,) = torch.autograd.grad(real_logits.sum() + real_frame_logits.sum(), real, create_graph=True)
             d_loss = d_loss + options.r1 / 2 * slope.square().flatten(1).sum(1).mean()
@@ -113,8 +114,8 @@ class VideoGANPair(nn.Module):
         out = {"d_loss": d_loss, "g_loss": g_loss, "g_adversarial": adversarial.detach(),
                "real_logits": real_logits.detach(), "fake_logits": fake_logits.detach(), "mask": mask.detach(),
                "fake_frame_logits": fake_frame_logits.detach()}
-        if real_classes is not None:
-            out["real_class_acc"] = (real_classes.detach().argmax(dim=1) == targets).float().mean()
+        if class_accuracy is not None:
+            out["real_class_acc"] = class_accuracy
         if self.encoder is not None:
             reconstruction = (fake[:, :, 0] - real[:, :, 0].detach()).abs().mean()
             out["g_loss"] = g_loss + options.reconstruction * reconstruction

@@ -229,7 +229,6 @@ class ClipDiscriminator(nn.Module):
             nn.Conv3d(2 * c, 4 * c, 4, stride=2, padding=1, bias=False), nn.BatchNorm3d(4 * c), nn.LeakyReLU(0.2),
             nn.Conv3d(4 * c, 1, (t0, s0, s0)))  # (1, 1, 1, 1): one logit per clip
 
-
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         return self.net(clips).flatten(1).squeeze(1)  # (B,)
 
@@ -237,7 +236,9 @@ class ClipDiscriminator(nn.Module):
 class Discriminators(nn.Module):
     """The clip discriminator and the frame discriminator: (B, 3, T, S, S) -> ((B,) clip logits, (B * T/k,)
     logits of every k-th frame), and with config.moving_critic a third, whose logits follow the frames': a 2D
-    discriminator of what moves in those frames, each frame minus the clip's per-pixel median over time.
+    discriminator of what moves in those frames, each frame minus the clip's per-pixel median over time. With
+    config.object_critic a fourth (ObjectCritic) follows, which also gives the class logits of a class-conditional
+    model.
 
     Why the third: the frame discriminator could tell generated frames from real ones by the background alone
     (it won every batch), so little of its signal was about the object. The median over time is a static
@@ -272,9 +273,8 @@ class ObjectCritic(nn.Module):
     per-pixel median) seen through a window of half the frame side centred on that part's centre of mass, so the
     object sits in the middle whatever its path (real digits on black against the generated sprites). The frame
     critics see the object as a small part of a textured frame, in any of some 300 places; here it fills the view,
-    as digits fill an image GAN's, and for a class-conditional model the window comes with its label as constant
-    planes (as gencli's cgan takes it), so the critic judges "a real 7" rather than "a real digit". The centre is
-    found without a gradient: the generator learns the object's look here, its path from the clip critic.
+    as digits fill an image GAN's. The centre is found without a gradient: the generator learns the object's look
+    here, its path from the clip critic.
 
     A class-conditional model's critic also names the object's class (AC-GAN, Odena et al. 2017): a class head
     beside the real/fake one, trained on the real clips' labels, and the generator is pushed towards objects it
@@ -285,12 +285,11 @@ class ObjectCritic(nn.Module):
 
     def __init__(self, config: Any) -> None:
         super().__init__()
-        c, self.classes = config.d_width, config.classes
-        self.side = config.image_size // 2
+        c, self.side = config.d_width, config.image_size // 2
         self.body = nn.Sequential(*strided_frame_layers(c, batch_norm=False))
         features = 4 * c * (self.side // 8) ** 2
         self.real = nn.Linear(features, 1)
-        self.classify = nn.Linear(features, self.classes) if self.classes else None
+        self.classify = nn.Linear(features, config.classes) if config.classes else None
 
     def forward(self, moving: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(N, 3, S, S) moving parts -> ((N,) logits of "real", (N, classes) class logits or None)."""
@@ -333,13 +332,13 @@ FRAME_STRIDE = 4  # the frame discriminator judges every 4th frame of each clip 
 # a quarter of the cost
 
 
-def strided_frame_layers(c: int, batch_norm: bool, inputs: int = 3) -> list[nn.Module]:
-    """Three stride-2 4x4 convolutions, ``inputs`` (RGB) -> c -> 2c -> 4c channels, S -> S/8, leaky ReLU (0.2) after
-    each and, with ``batch_norm``, batch norm on all but the first (DCGAN's discriminator stem)."""
+def strided_frame_layers(c: int, batch_norm: bool) -> list[nn.Module]:
+    """Three stride-2 4x4 convolutions, 3 -> c -> 2c -> 4c channels, S -> S/8, leaky ReLU (0.2) after each and, with
+    ``batch_norm``, batch norm on all but the first (DCGAN's discriminator stem)."""
     def block(inputs: int, outputs: int, norm: bool) -> list[nn.Module]:
         conv = nn.Conv2d(inputs, outputs, 4, stride=2, padding=1, bias=not norm)
         return [conv, *([nn.BatchNorm2d(outputs)] if norm else []), nn.LeakyReLU(0.2)]
-    return [*block(inputs, c, False), *block(c, 2 * c, batch_norm), *block(2 * c, 4 * c, batch_norm)]
+    return [*block(3, c, False), *block(c, 2 * c, batch_norm), *block(2 * c, 4 * c, batch_norm)]
 
 
 class FrameDiscriminator(nn.Module):
