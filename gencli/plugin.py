@@ -372,6 +372,13 @@ class OptionalMembers(Protocol):
         ``gencli.weights`` (it resolves run folders and Hub ids, and checks the files), never with pickle."""
         ...
 
+    def training_work(self, options: Any) -> Callable[[int], float]:
+        """For a run whose steps differ in cost: ``work(step)``, the work of the first ``step`` steps in units of
+        the dearest step (nondecreasing, ``work(0) == 0``), from the run's ``TrainOptions``; the progress ETA
+        then scales the pace measured so far by the work left, not the steps left. Default: every step costs
+        the same (``work(step) == step``)."""
+        ...
+
     def numpy_sampler(self, config: Any, options: Any) -> NumpySampler | None:
         """A torch-free sampler for ``config`` and the ``SampleOptions`` given, or None to build the torch model
         and call ``sample``. Asked only when the command certainly runs on the CPU (``--device cpu``, or ``auto``

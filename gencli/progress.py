@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -19,8 +20,12 @@ def format_metrics(metrics: dict[str, float]) -> str:
 
 
 class TrainingProgress:
-    def __init__(self, total: int, start: int, *, quiet: bool, description: str, detail: str = "") -> None:
+    def __init__(self, total: int, start: int, *, quiet: bool, description: str, detail: str = "",
+                 work: Callable[[int], float] | None = None) -> None:
+        """``work``: the plugin's ``training_work`` (the work of the first n steps) where its steps differ in
+        cost; by default every step costs the same."""
         self.total, self.quiet, self.description = total, quiet, description
+        self.work: Callable[[int], float] = work or float
         self.started = time.monotonic()
         self.start_step = start
         self._bar: Any = None
@@ -54,10 +59,10 @@ class TrainingProgress:
         self.message(f"step {step}/{self.total} {format_metrics(metrics)} eta {eta:.0f}s")
 
     def eta_seconds(self, step: int) -> float:
-        """Seconds left at the mean pace of this session's steps so far (set-up time excluded)."""
+        """Seconds left at the mean pace of this session's steps so far (set-up time excluded), per unit of work."""
         elapsed = time.monotonic() - self.started
-        done = step - self.start_step
-        return elapsed / done * (self.total - step) if done else float("nan")
+        done = self.work(step) - self.work(self.start_step)
+        return elapsed / done * (self.work(self.total) - self.work(step)) if done > 0 else float("nan")
 
     def message(self, text: str) -> None:
         if self.quiet:

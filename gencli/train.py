@@ -200,8 +200,9 @@ class Trainer:
         sets_gradients = getattr(plugin, "gradients", None) is not None
         if engine.compile and not sets_gradients:
             forward_model = torch.compile(forward_model)
+        work = getattr(plugin, "training_work", None)
         progress = _progress_for(dist, engine.steps, step, self.quiet, f"train {plugin.name}",
-                                 describe_schedule(engine))
+                                 describe_schedule(engine), None if work is None else work(options))
         if engine.compile and sets_gradients:
             progress.message(f"--compile has no effect: {plugin.name} computes its gradients itself, without the "
                              "model's forward")
@@ -394,11 +395,12 @@ class _writing:
         return False
 
 
-def _progress_for(dist: Distributed, total: int, start: int, quiet: bool, description: str, schedule: str) -> Any:
+def _progress_for(dist: Distributed, total: int, start: int, quiet: bool, description: str, schedule: str,
+                  work: Any = None) -> Any:
     from gencli.progress import TrainingProgress
 
     return TrainingProgress(total, start, quiet=quiet or not dist.is_main, description=description,
-                            detail=schedule)
+                            detail=schedule, work=work)
 
 
 def _append_metrics(path: Path, step: int, metrics: dict[str, float]) -> None:

@@ -7,6 +7,11 @@ whose gradient is, for each player, the gradient of its own loss (as in gencli's
 
 with the non-saturating generator loss -log D(G(z)), plus the paper's L1 penalty on the mask (and, for the
 conditional model, the L1 distance between the input frame and the first generated frame).
+
+With ``--object-warmup N`` the first N steps are an image GAN's: the generator draws one frame of each clip
+alone and only the object critic judges it (its moving part against the real clips'), at a fifth of a full
+step's cost, so the object's look is learned from many cheap steps before the clip's and the frames' critics
+join in.
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ from torch.nn import functional as F
 from gencli.errors import UsageError
 from gencli.plugin import Clips, Prepared, SampleRequest
 from gencli_videogan import NEW_RUN, moving_digits
-from gencli_videogan.networks import Discriminators, FrameEncoder, TwoStreamGenerator, compose
+from gencli_videogan.networks import Discriminators, FrameEncoder, TwoStreamGenerator, compose, moving_parts
 
 EMBEDDED = "moving-digits"
 DIGIT_CLASSES = 10
 HOLDOUT_FRACTION = 0.2  # of a --data folder's clips: held out for evaluation
+NEW_OBJECT_WIDTH_PER_D_WIDTH = 2  # new runs' object critic, unless --object-width says otherwise
 MIN_FOLDER_CLIPS = 20  # so that the held-out fifth has 4 clips: two real sets of two
 
 
@@ -49,6 +55,11 @@ class VideoGANPair(nn.Module):
             player = {"generator": self.generator} | ({"encoder": self.encoder} if self.encoder else {})
             self.ema = nn.ModuleDict({k: copy.deepcopy(m) for k, m in player.items()}).requires_grad_(False)
             self.register_buffer("ema_updates", torch.zeros((), dtype=torch.int64))
+        # The object warm-up: for its first steps only the object critic plays (see ``forward``); the count of
+        # training steps taken travels with the weights, so a resumed run knows where it is.
+        self.object_warmup = config.object_warmup
+        if config.object_warmup > 0:
+            self.register_buffer("steps_taken", torch.zeros((), dtype=torch.int64))
 
     def latent(self, z: torch.Tensor, first_frames: torch.Tensor | None, encoder: nn.Module | None = None,
                labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -87,40 +98,66 @@ class VideoGANPair(nn.Module):
         clips' classes, and the generator is pushed towards objects it names as asked (AC-GAN)."""
         if self.ema is not None and self.training:
             self.update_ema()
-        real = to_model(real).requires_grad_(options.r1 > 0)  # (B, 3, T, S, S) in [-1, 1]
-        foreground, mask, background = self.generator.parts(self.latent(z, real[:, :, 0].detach(), labels=labels))
-        fake = compose(foreground, mask, background)  # (B, 3, T, S, S)
+        warming = self.warming_up()
+        real = to_model(real)  # (B, 3, T, S, S) in [-1, 1]
+        latent = self.latent(z, real[:, :, 0], labels=labels)
+        if warming:  # one frame alone, judged by its moving part (the frame minus its static background)
+            foreground, mask, background = self.generator.one_frame(latent)  # (B, 3|1, S, S) each
+            fake = mask * (foreground - background)  # (B, 3, S, S)
+            first = compose(foreground.unsqueeze(2), mask.unsqueeze(2), background)[:, :, 0]
+            real_input = moving_parts(real)  # (B * T/k, 3, S, S): the object critic's input
+        else:
+            foreground, mask, background = self.generator.parts(latent)
+            fake = compose(foreground, mask, background)  # (B, 3, T, S, S)
+            first, real_input = fake[:, :, 0], real
+        gamma = options.warmup_r1 if warming else options.r1
+        real_input.requires_grad_(gamma > 0)  # R1 is taken at the critics' real input
         # (B,), (B * T/k,) per frame critic, (B * T/k, classes) or None
-        real_logits, real_frame_logits, real_classes = self.discriminator(real)
+        real_logits, real_frame_logits, real_classes = self.discriminator(real_input, warming)
         # no gradient reaches G through L_D
-        fake_logits, fake_frame_logits, _ = self.discriminator(fake.detach())
-        d_loss = (discriminator_loss(real_logits, fake_logits, options.real_label)
-                  + discriminator_loss(real_frame_logits, fake_frame_logits, options.real_label))
-        targets = class_accuracy = None
+        fake_logits, fake_frame_logits, _ = self.discriminator(fake.detach(), warming)
+        d_loss = discriminator_loss(real_frame_logits, fake_frame_logits, options.real_label)
+        if real_logits is not None and fake_logits is not None:  # the clip critic (not in the object warm-up)
+            d_loss = d_loss + discriminator_loss(real_logits, fake_logits, options.real_label)
+        class_accuracy = None
         if real_classes is not None:  # the class head learns from real clips only
-            targets = labels.repeat_interleave(real_classes.shape[0] // labels.shape[0])  # each judged frame's
-            d_loss = d_loss + F.cross_entropy(real_classes, targets)
-            class_accuracy = (real_classes.detach().argmax(dim=1) == targets).float().mean()
-        if options.r1 > 0:  # R1 (Mescheder et al. 2018): gamma / 2 * |grad_x D(x)|^2 on real clips
-            (slope,) = torch.autograd.grad(real_logits.sum() + real_frame_logits.sum(), real, create_graph=True)
-            d_loss = d_loss + options.r1 / 2 * slope.square().flatten(1).sum(1).mean()
+            judged = labels.repeat_interleave(real_classes.shape[0] // labels.shape[0])  # each judged frame's
+            d_loss = d_loss + F.cross_entropy(real_classes, judged)
+            class_accuracy = (real_classes.detach().argmax(dim=1) == judged).float().mean()
+        if gamma > 0:  # R1 (Mescheder et al. 2018): gamma / 2 * |grad_x D(x)|^2 on real clips
+            scores = real_frame_logits.sum() + (0 if real_logits is None else real_logits.sum())
+            (slope,) = torch.autograd.grad(scores, real_input, create_graph=True)
+            d_loss = d_loss + gamma / 2 * slope.square().flatten(1).sum(1).mean()
         frozen = {name: p.detach() for name, p in self.discriminator.named_parameters()}
-        g_logits, g_frame_logits, g_classes = functional_call(self.discriminator, frozen, (fake,))  # D's fixed
-        adversarial = (F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))  # -log D(G(z))
-                       + F.binary_cross_entropy_with_logits(g_frame_logits, torch.ones_like(g_frame_logits)))
-        if g_classes is not None:
+        g_logits, g_frame_logits, g_classes = functional_call(self.discriminator, frozen, (fake, warming))
+        adversarial = F.binary_cross_entropy_with_logits(g_frame_logits, torch.ones_like(g_frame_logits))
+        if g_logits is not None:  # -log D(G(z)), the clip critic's
+            adversarial = adversarial + F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))
+        if g_classes is not None:  # the generated frames judged: T/k per clip, or one in the warm-up
+            targets = labels.repeat_interleave(g_classes.shape[0] // labels.shape[0])
             adversarial = adversarial + options.class_weight * F.cross_entropy(g_classes, targets)
         g_loss = adversarial + options.mask_l1 * mask.mean()
-        out = {"d_loss": d_loss, "g_loss": g_loss, "g_adversarial": adversarial.detach(),
-               "real_logits": real_logits.detach(), "fake_logits": fake_logits.detach(), "mask": mask.detach(),
+        out = {"d_loss": d_loss, "g_loss": g_loss, "g_adversarial": adversarial.detach(), "mask": mask.detach(),
                "fake_frame_logits": fake_frame_logits.detach()}
+        if real_logits is not None and fake_logits is not None:
+            out |= {"real_logits": real_logits.detach(), "fake_logits": fake_logits.detach()}
         if class_accuracy is not None:
             out["real_class_acc"] = class_accuracy
         if self.encoder is not None:
-            reconstruction = (fake[:, :, 0] - real[:, :, 0].detach()).abs().mean()
+            reconstruction = (first - real[:, :, 0].detach()).abs().mean()
             out["g_loss"] = g_loss + options.reconstruction * reconstruction
             out["reconstruction"] = reconstruction.detach()
         return out
+
+    def warming_up(self) -> bool:
+        """Whether this training step is in the object warm-up (and count it): the first ``object_warmup``
+        steps, in which the object critic alone judges, so that the generator learns the object's look from
+        cheap steps before the clip's and the frames' critics join in."""
+        if not self.object_warmup or not self.training:
+            return False
+        warming = bool(self.steps_taken < self.object_warmup)
+        self.steps_taken += 1
+        return warming
 
     @torch.no_grad()
     def generate_parts(self, z: torch.Tensor, first_frames: torch.Tensor | None = None,
@@ -180,11 +217,12 @@ def loss(model: nn.Module, batch: tuple[torch.Tensor, ...], options: Any) -> tup
         "d_loss": float(out["d_loss"].detach()),
         "g_loss": float(out["g_loss"].detach()),
         "g_adversarial": float(out["g_adversarial"]),
-        "d_real_acc": float((out["real_logits"] > 0).float().mean()),  # D calls real clips real
-        "d_fake_acc": float((out["fake_logits"] < 0).float().mean()),  # D calls generated clips fake
-        "d_frame_fake_acc": float((out["fake_frame_logits"] < 0).float().mean()),  # ... and generated frames
+        "d_frame_fake_acc": float((out["fake_frame_logits"] < 0).float().mean()),  # D calls generated frames fake
         "mask_mean": float(out["mask"].mean()),  # the share of pixels the foreground stream claims
     }
+    if "real_logits" in out:  # not in the object warm-up, where the clip critic sits out
+        metrics["d_real_acc"] = float((out["real_logits"] > 0).float().mean())  # D calls real clips real
+        metrics["d_fake_acc"] = float((out["fake_logits"] < 0).float().mean())  # ... and generated clips fake
     if "real_class_acc" in out:
         metrics["d_class_acc"] = float(out["real_class_acc"])  # the object critic names real digits right
     if "reconstruction" in out:
@@ -246,7 +284,9 @@ def prepare(data: str | None, config: Any, options: Any) -> Prepared:
     # not defined); a --data folder has none.
     classes = DIGIT_CLASSES if options.labels and is_embedded(data) and config.digits == 1 else 0
     config = dataclasses.replace(config, training_data=data or EMBEDDED, ema_decay=options.ema_decay,
-                                 classes=classes, **NEW_RUN)
+                                 classes=classes, object_warmup=options.object_warmup,
+                                 object_width=config.object_width or NEW_OBJECT_WIDTH_PER_D_WIDTH * config.d_width,
+                                 **NEW_RUN)
     if is_embedded(data):
         description = moving_digits.describe(config.frames, config.image_size, config.digits)
         return Prepared(config, MovingDigitBatches(config), description)

@@ -64,6 +64,14 @@ class TwoStreamGenerator(nn.Module):
         foreground, mask, background = self.parts(z)
         return compose(foreground, mask, background)
 
+    def one_frame(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The parts of one frame, for a T-th of the foreground stream's work: (foreground (B, 3, H, W), mask (B, 1,
+        H, W), background (B, 3, H, W)), the object drawn as in ``parts`` but placed at random."""
+        s0 = self.start[1]
+        foreground, mask = self.foreground.one_frame(z)
+        g = self.bg_project(z).view(z.shape[0], 4 * self.width, s0, s0)
+        return foreground, mask, torch.tanh(self.bg_body(torch.relu(self.bg_project_norm(g))))
+
 
 class ForegroundStream(nn.Module):
     """z -> (foreground f (B, 3, T, S, S) in [-1, 1], mask m (B, 1, T, S, S) in [0, 1]).
@@ -145,16 +153,35 @@ class ForegroundStream(nn.Module):
         return corners
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b, c = z.shape[0], self.width
-        h = self.project(z).view(b, 4 * c, self.s0, self.s0)
-        sprite = self.body(torch.relu(self.project_norm(h)))  # (B, c/2, S/2, S/2)
         if self.head_frame == "canvas":
-            return self.heads_on_the_canvas(sprite, self.path(z))
-        return self.heads_on_the_sprite(sprite, self.path(z))
+            return self.heads_on_the_canvas(self.sprite(z), self.path(z))
+        return self.heads_on_the_sprite(self.sprite(z), self.path(z))
+
+    def sprite(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, c/2, S/2, S/2): the object's feature map, drawn by the 2D layers."""
+        h = self.project(z).view(z.shape[0], 4 * self.width, self.s0, self.s0)
+        return self.body(torch.relu(self.project_norm(h)))
+
+    def one_frame(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f (B, 3, S, S), m (B, 1, S, S)) of one frame. In the sprite's frame every frame shows the same drawing,
+        so the heads over a stack of one frame (replicated in time) draw what they draw over T. The object is
+        placed anywhere in the frame, by whole pixels, uniformly at random, as the data's digits lie: its path
+        is not used. A single frame says nothing of motion, and the start's gradient alone, through the motion
+        layers it shares with the velocity, sped the sprites up (1.34 x the real speed after 4,500 warm-up
+        steps); the start held where the untrained motion layers put it (near the centre) halved how fast
+        coherence rose."""
+        if self.head_frame != "sprite":
+            raise UsageError("one frame alone is drawn only with the heads in the sprite's frame (head_frame "
+                             "'sprite')")
+        limit = self.size - self.sprite_side
+        corner = torch.randint(0, limit + 1, (z.shape[0], 1, 2), device=z.device).to(z.dtype)  # (B, 1, 2)
+        f, m = self.heads_on_the_sprite(self.sprite(z), corner)
+        return f[:, :, 0], m[:, :, 0]
 
     def heads_on_the_sprite(self, sprite: torch.Tensor, path: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The 3D heads over the sprite's aligned stack of T frames, then f and m pasted along the path."""
-        stack = sprite.unsqueeze(2).expand(-1, -1, self.frames, -1, -1)  # (B, c/2, T, s, s)
+        """The 3D heads over the sprite's aligned stack of frames (one per step of ``path`` (B, T, 2)), then f and
+        m pasted along the path."""
+        stack = sprite.unsqueeze(2).expand(-1, -1, path.shape[1], -1, -1)  # (B, c/2, T, s, s)
         # Padding: replicated in time (as on the canvas); around the sprite zeros (what surrounded it on the
         # canvas) or, with sprite_padding "replicate", its border features repeated (no edge the heads can see).
         if self.padding == "replicate":
@@ -252,20 +279,35 @@ class Discriminators(nn.Module):
         self.moving = FrameDiscriminator(config) if config.moving_critic else None
         self.object = ObjectCritic(config) if config.object_critic else None
 
-    def forward(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def forward(self, clips: torch.Tensor, object_only: bool = False
+                ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
         """((B,) clip logits, the frame critics' logits one after another ((B * T/k,) each), and for a
         class-conditional model the object critic's class logits of the judged frames (B * T/k, classes), clip
-        by clip; else None)."""
+        by clip; else None).
+
+        ``object_only`` (the object warm-up): the object critic alone, (None, its logits, its class logits); then
+        ``clips`` may also be frames' moving parts already, (N, 3, S, S), as a generated frame's is known
+        without a median: mask * (foreground - background)."""
+        if object_only:
+            if self.object is None:
+                raise ValueError("object_only needs the object critic")
+            object_logits, classes = self.object(clips if clips.dim() == 4 else moving_parts(clips))
+            return None, object_logits, classes
         sampled = clips[:, :, ::FRAME_STRIDE]  # (B, 3, T/k, S, S)
         logits, classes = [self.frame(sampled.transpose(1, 2).flatten(0, 1))], None  # clip-major frames
         if self.moving is not None or self.object is not None:
-            moving = (sampled - static_background(clips)).transpose(1, 2).flatten(0, 1)  # (B * T/k, 3, S, S)
+            moving = moving_parts(clips)
             if self.moving is not None:
                 logits.append(self.moving(moving))
             if self.object is not None:
                 object_logits, classes = self.object(moving)
                 logits.append(object_logits)
         return self.clip(clips), torch.cat(logits), classes
+
+
+def moving_parts(clips: torch.Tensor) -> torch.Tensor:
+    """(B, 3, T, S, S) -> (B * T/k, 3, S, S), clip-major: each judged frame minus the clip's per-pixel median."""
+    return (clips[:, :, ::FRAME_STRIDE] - static_background(clips)).transpose(1, 2).flatten(0, 1)
 
 
 class ObjectCritic(nn.Module):
@@ -281,11 +323,14 @@ class ObjectCritic(nn.Module):
     names as their clip's label. (Labels given to the discriminators instead, as a projection (Miyato and Koyama
     2018) on the clip and frame critics or as constant planes beside this critic's window, as gencli's cgan takes
     them, left the generator's clips the same whatever their label after 300 to 500 steps, and so did class heads
-    on the uncentred frame critics, which named real digits' classes no better than chance after 400 steps.)"""
+    on the uncentred frame critics, which named real digits' classes no better than chance after 400 steps.)
+
+    Its width is its own (config.object_width; 0: --d-width's): in the object warm-up it alone teaches the
+    generator what the object looks like, an image GAN's discriminator's job (gencli's cgan has 32 channels)."""
 
     def __init__(self, config: Any) -> None:
         super().__init__()
-        c, self.side = config.d_width, config.image_size // 2
+        c, self.side = config.object_width or config.d_width, config.image_size // 2
         self.body = nn.Sequential(*strided_frame_layers(c, batch_norm=False))
         features = 4 * c * (self.side // 8) ** 2
         self.real = nn.Linear(features, 1)

@@ -29,6 +29,9 @@ class TestVideoGANContract(PluginContract):
     plugin = plugin
     tiny_config = TINY
     tiny_eval_options = {"clips": 16, "classifier_steps": 5}
+    # The full game from the first step: in the object warm-up a generator facing a fixed, untrained object
+    # critic has nothing to learn but to close its mask (the warm-up has its own tests below).
+    tiny_train_options = {"object_warmup": 0}
 
     def test_training_lowers_the_loss(self) -> None:
         """A GAN's combined loss is a game's value; each player, trained while the other stays fixed, must
@@ -400,6 +403,8 @@ def test_new_runs_get_the_current_recipe_and_an_old_config_builds_the_old_model(
     prepared = model.prepare(None, Config(**TINY), TrainOptions(ema_decay=0.99))
     assert all(getattr(prepared.config, key) == value for key, value in NEW_RUN.items())
     assert prepared.config.ema_decay == 0.99
+    assert prepared.config.object_width == 2 * TINY["d_width"]  # unless --object-width says otherwise
+    assert model.prepare(None, Config(**TINY, object_width=3), TrainOptions()).config.object_width == 3
     new = model.build(prepared.config).state_dict()
     assert any(k.startswith("ema.generator.") for k in new) and any(".moving." in k for k in new)
     old = tiny_model().state_dict()  # a config.json from before these fields: the model its weights were
@@ -590,7 +595,7 @@ def test_label_match_counts_clips_coherent_in_the_class_asked_for() -> None:
 
 
 def test_class_weight_scales_the_object_critics_class_loss_in_the_generators_objective() -> None:
-    prepared = model.prepare(None, Config(**TINY), TrainOptions())
+    prepared = model.prepare(None, Config(**TINY), TrainOptions(object_warmup=0))  # no random placement
     torch.manual_seed(0)
     net = model.build(prepared.config)
     batch = prepared.data.batch(torch.Generator().manual_seed(0), 4)
@@ -598,3 +603,52 @@ def test_class_weight_scales_the_object_critics_class_loss_in_the_generators_obj
     class_loss = g_loss[1.0] - g_loss[0.0]
     assert class_loss > 0.5  # about ln 10 for an untrained class head
     assert abs((g_loss[3.0] - g_loss[0.0]) - 3 * class_loss) < 1e-4
+
+
+def test_in_the_object_warm_up_only_the_object_critic_judges_then_every_critic_does() -> None:
+    options = TrainOptions(object_warmup=1)
+    prepared = model.prepare(None, Config(**TINY), options)
+    torch.manual_seed(0)
+    net = model.build(prepared.config)
+    batch = prepared.data.batch(torch.Generator().manual_seed(0), 4)
+    judging, reported, moving = [], [], []
+    for _ in range(2):
+        net.zero_grad(set_to_none=True)
+        total, metrics = model.loss(net, batch, options)
+        total.backward()
+        judging.append({name.split(".")[0] for name, p in net.discriminator.named_parameters()
+                        if p.grad is not None and float(p.grad.abs().sum()) > 0})
+        reported.append("d_fake_acc" in metrics)
+        assert float(net.generator.foreground.project.weight.grad.abs().sum()) > 0  # G learns in both phases
+        moving.append(net.generator.foreground.motion[0].weight.grad is not None)
+    assert judging == [{"object"}, {"clip", "frame", "moving", "object"}]
+    assert reported == [False, True]  # the clip critic's figures only once it plays
+    assert moving == [False, True]  # one frame says nothing of motion: the path learns only from whole clips
+    assert int(net.state_dict()["steps_taken"]) == 2  # saved with the weights: a resumed run knows its phase
+    assert "steps_taken" not in tiny_model().state_dict()  # models without a warm-up keep their old weights' keys
+
+
+def test_the_warm_ups_one_frame_shows_the_clips_drawing_placed_anywhere_over_its_background() -> None:
+    prepared = model.prepare(None, Config(**TINY), TrainOptions(object_warmup=1))
+    torch.manual_seed(0)
+    generator = model.build(prepared.config).generator.eval()
+    z = torch.randn(64, TINY["z_dim"] + 10)
+    with torch.no_grad():
+        foreground, mask, background = generator.parts(z)
+        alone_foreground, alone_mask, alone_background = generator.one_frame(z)
+    torch.testing.assert_close(alone_background, background)
+    # The same drawing, whole inside the frame in both: the same total of mask and of masked foreground...
+    totals = lambda f, m: torch.stack([m.sum((1, 2, 3)), (m * f).sum((1, 2, 3))])  # noqa: E731
+    torch.testing.assert_close(totals(alone_foreground, alone_mask), totals(foreground[:, :, 0], mask[:, :, 0]))
+    # ...at a random place: the mask's centres spread over the frame, not where the path starts.
+    centres, _ = networks.centre_of_mass(alone_mask[:, 0])
+    path_centres, _ = networks.centre_of_mass(mask[:, 0, 0])
+    assert not torch.allclose(centres, path_centres) and float(centres.std(0).min()) > 1.0
+
+
+def test_the_eta_knows_a_warm_up_step_is_cheaper_than_a_full_one() -> None:
+    from gencli_videogan import WARMUP_STEP_COST
+
+    work = plugin.training_work(TrainOptions(object_warmup=100))
+    assert work(0) == 0 and work(100) == 100 * WARMUP_STEP_COST and work(150) == 100 * WARMUP_STEP_COST + 50
+    assert plugin.training_work(TrainOptions(object_warmup=0))(7) == 7
