@@ -110,8 +110,13 @@ class TrainOptions:
                                       "generator learns the object's look from many cheap steps before the clip's "
                                       "and the frames' critics join in. 0: all critics from the start.",
                                 minimum=0, maximum=1_000_000)
+    handover: int = option(500, "Steps after the object warm-up over which the weight of the clip's and the frames' "
+                                "critics in the generator's objective rises from 0 to 1, while they learn at full "
+                                "strength (joining at once, untrained, they undid the warm-up's digits).",
+                           minimum=0, maximum=1_000_000)
     warmup_r1: float = option(0.1, "R1 gamma in the object warm-up, where the object critic alone plays an image "
-                                   "GAN's game: 0.1, as gencli's cgan (gamma 1 there drew digits further from the real ones).",
+                                   "GAN's game: 0.1, as gencli's cgan (gamma 1 there drew digits further from the "
+                                   "real ones).",
                               minimum=0, maximum=10_000)
     reconstruction: float = option(1.0, "With --conditional: weight of the L1 distance between the input frame and "
                                         "the first generated frame (the paper's image-to-video loss).",
