@@ -54,11 +54,14 @@ class TwoStreamGenerator(nn.Module):
 
     def parts(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(foreground (B, 3, T, H, W) in [-1, 1], mask (B, 1, T, H, W) in [0, 1], background (B, 3, H, W))."""
-        s0 = self.start[1]
         foreground, mask = self.foreground(z)
+        return foreground, mask, self.background(z)
+
+    def background(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) in [-1, 1]: the background stream's one image."""
+        s0 = self.start[1]
         g = self.bg_project(z).view(z.shape[0], 4 * self.width, s0, s0)  # (B, 4c, S0, S0)
-        background = torch.tanh(self.bg_body(torch.relu(self.bg_project_norm(g))))  # (B, 3, S, S)
-        return foreground, mask, background
+        return torch.tanh(self.bg_body(torch.relu(self.bg_project_norm(g))))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         foreground, mask, background = self.parts(z)
@@ -67,10 +70,8 @@ class TwoStreamGenerator(nn.Module):
     def one_frame(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The parts of one frame, for a T-th of the foreground stream's work: (foreground (B, 3, H, W), mask (B, 1,
         H, W), background (B, 3, H, W)), the object drawn as in ``parts`` but placed at random."""
-        s0 = self.start[1]
         foreground, mask = self.foreground.one_frame(z)
-        g = self.bg_project(z).view(z.shape[0], 4 * self.width, s0, s0)
-        return foreground, mask, torch.tanh(self.bg_body(torch.relu(self.bg_project_norm(g))))
+        return foreground, mask, self.background(z)
 
 
 class ForegroundStream(nn.Module):
@@ -285,13 +286,13 @@ class Discriminators(nn.Module):
         class-conditional model the object critic's class logits of the judged frames (B * T/k, classes), clip
         by clip; else None).
 
-        ``object_only`` (the object warm-up): the object critic alone, (None, its logits, its class logits); then
-        ``clips`` may also be frames' moving parts already, (N, 3, S, S), as a generated frame's is known
-        without a median: mask * (foreground - background)."""
+        ``object_only`` (the object warm-up): ``clips`` are frames' moving parts already, (N, 3, S, S) (a
+        generated frame's is known without a median: mask * (foreground - background)), and the object critic
+        alone judges them: (None, its logits, its class logits)."""
         if object_only:
             if self.object is None:
                 raise ValueError("object_only needs the object critic")
-            object_logits, classes = self.object(clips if clips.dim() == 4 else moving_parts(clips))
+            object_logits, classes = self.object(clips)
             return None, object_logits, classes
         sampled = clips[:, :, ::FRAME_STRIDE]  # (B, 3, T/k, S, S)
         logits, classes = [self.frame(sampled.transpose(1, 2).flatten(0, 1))], None  # clip-major frames
