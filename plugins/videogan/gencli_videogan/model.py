@@ -104,12 +104,11 @@ class VideoGANPair(nn.Module):
         if warming:  # one frame alone, judged by its moving part (the frame minus its static background)
             foreground, mask, background = self.generator.one_frame(latent)  # (B, 3|1, S, S) each
             fake = mask * (foreground - background)  # (B, 3, S, S)
-            first = compose(foreground.unsqueeze(2), mask.unsqueeze(2), background)[:, :, 0]
             real_input = moving_parts(real)  # (B * T/k, 3, S, S): the object critic's input
         else:
             foreground, mask, background = self.generator.parts(latent)
             fake = compose(foreground, mask, background)  # (B, 3, T, S, S)
-            first, real_input = fake[:, :, 0], real
+            real_input = real
         gamma = options.warmup_r1 if warming else options.r1
         real_input.requires_grad_(gamma > 0)  # R1 is taken at the critics' real input
         # (B,), (B * T/k,) per frame critic, (B * T/k, classes) or None
@@ -132,7 +131,7 @@ class VideoGANPair(nn.Module):
         g_logits, g_frame_logits, g_classes = functional_call(self.discriminator, frozen, (fake, warming))
         adversarial = F.binary_cross_entropy_with_logits(g_frame_logits, torch.ones_like(g_frame_logits),
                                                          weight=None if warming else
-                                                         self.joining_weights(g_frame_logits, joined))
+                                                         self.discriminator.joining_weights(g_frame_logits, joined))
         if g_logits is not None:  # -log D(G(z)), the clip critic's
             clip_term = F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))
             adversarial = adversarial + joined * clip_term
@@ -146,7 +145,8 @@ class VideoGANPair(nn.Module):
             out |= {"real_logits": real_logits.detach(), "fake_logits": fake_logits.detach()}
         if class_accuracy is not None:
             out["real_class_acc"] = class_accuracy
-        if self.encoder is not None:
+        if self.encoder is not None:  # the first generated frame (in the warm-up, its one frame) against the input
+            first = (compose(foreground.unsqueeze(2), mask.unsqueeze(2), background) if warming else fake)[:, :, 0]
             reconstruction = (first - real[:, :, 0].detach()).abs().mean()
             out["g_loss"] = g_loss + options.reconstruction * reconstruction
             out["reconstruction"] = reconstruction.detach()
@@ -164,16 +164,6 @@ class VideoGANPair(nn.Module):
         done = int(self.steps_taken) - self.object_warmup  # full steps taken before this one
         self.steps_taken += 1
         return done < 0, min(1.0, max(0.0, (done + 1) / handover if handover else 1.0))
-
-    def joining_weights(self, frame_logits: torch.Tensor, joined: float) -> torch.Tensor | None:
-        """The weight of each frame critic's logits (one after another, as Discriminators gives them) in the
-        generator's objective: the object critic's 1, the others' ``joined``; None when all are 1."""
-        if joined >= 1.0 or self.discriminator.object is None:
-            return None
-        critics = 1 + (self.discriminator.moving is not None) + 1  # frame, moving, object
-        weights = torch.full_like(frame_logits, joined)
-        weights[-(frame_logits.shape[0] // critics):] = 1.0  # the object critic's, last
-        return weights
 
     @torch.no_grad()
     def generate_parts(self, z: torch.Tensor, first_frames: torch.Tensor | None = None,

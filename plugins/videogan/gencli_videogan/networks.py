@@ -305,6 +305,16 @@ class Discriminators(nn.Module):
                 logits.append(object_logits)
         return self.clip(clips), torch.cat(logits), classes
 
+    def joining_weights(self, frame_logits: torch.Tensor, joined: float) -> torch.Tensor | None:
+        """The weight of each of ``forward``'s frame logits in the generator's objective during the handover: the
+        object critic's (last) 1, the other frame critics' ``joined``; None when all are 1."""
+        if joined >= 1.0 or self.object is None:
+            return None
+        critics = 1 + (self.moving is not None) + 1  # frame, moving, object
+        weights = torch.full_like(frame_logits, joined)
+        weights[-(frame_logits.shape[0] // critics):] = 1.0
+        return weights
+
 
 def moving_parts(clips: torch.Tensor) -> torch.Tensor:
     """(B, 3, T, S, S) -> (B * T/k, 3, S, S), clip-major: each judged frame minus the clip's per-pixel median."""

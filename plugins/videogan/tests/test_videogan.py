@@ -659,7 +659,7 @@ def test_after_the_warm_up_the_joining_critics_weigh_in_over_the_handover() -> N
     assert [net.phase(4) for _ in range(7)] == [(True, 0.0), (True, 0.0), (False, 0.25), (False, 0.5),
                                                (False, 0.75), (False, 1.0), (False, 1.0)]
     logits = torch.zeros(3 * 5)  # frame, moving and object critics' logits of 5 frames, one after another
-    weights = net.joining_weights(logits, 0.25)
+    weights = net.discriminator.joining_weights(logits, 0.25)
     assert weights.tolist() == [0.25] * 10 + [1.0] * 5  # the object critic, trained in the warm-up, at full weight
-    assert net.joining_weights(logits, 1.0) is None
+    assert net.discriminator.joining_weights(logits, 1.0) is None
     assert tiny_model().train().phase(4) == (False, 1.0)  # no warm-up: every critic at full weight throughout
