@@ -74,8 +74,8 @@ class Config:
     training_data: str = option("moving-digits", "The --data the model was trained on.", flag=False)
 
 
-# An object warm-up step against a full step: one frame drawn and one critic, against 16 frames and four (0.21 s
-# against 0.96 s at batch 32 on one thread of the 2-core AMD EPYC at load 3.3).
+# An object warm-up step against a full step: one frame drawn and one critic, against 16 frames and four (0.105 s
+# against 0.504 s at batch 32 on one thread of the 2-core AMD EPYC: benchmarks/videogan_step_times.py).
 WARMUP_STEP_COST = 0.2
 
 NEW_RUN = {"sprite_padding": "replicate", "whole_pixels": True, "moving_critic": True, "min_speed": 1.0,
