@@ -343,6 +343,10 @@ class OptionalMembers(Protocol):
     says it was checked to train as well in bf16, so ``--precision auto`` picks bf16 on a CPU that computes it
     natively (AVX512-BF16, AMX; ``gencli.precision``); undeclared, auto means bf16 on CUDA only, and
     ``cpu_fp32_reason`` (a short phrase) may say why, for the reason run.json and the model card record.
+
+    ``find_unused_parameters``: ``True`` for a model some of whose parameters get no gradient in some steps (a
+    phase in which a player sits out or is held), so that ``--nproc`` runs DDP with unused-parameter detection;
+    DDP otherwise stops at the first such step.
     """
 
     def configure_optimizer(self, model: torch.nn.Module, lr: float, options: Any) -> torch.optim.Optimizer:

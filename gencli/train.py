@@ -195,8 +195,9 @@ class Trainer:
         if dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
-            forward_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
-                                                    else None)
+            forward_model = DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=bool(getattr(plugin, "find_unused_parameters", False)))
         sets_gradients = getattr(plugin, "gradients", None) is not None
         if engine.compile and not sets_gradients:
             forward_model = torch.compile(forward_model)

@@ -166,6 +166,7 @@ class VideoGAN(LazyPlugin):
                     "textures, made on the fly; or a folder of videos (folders of frames, GIF files)")
     bundled_weights = WEIGHTS / "videogan"
     supports_bf16 = False  # GAN training is fragile; the recipe was only checked in fp32
+    find_unused_parameters = True  # the warm-up leaves all but the object critic idle, --freeze-object the drawing
 
     def training_work(self, options: Any) -> Any:
         """The work of the first n steps, for an honest ETA: an object warm-up step costs about a fifth of a full

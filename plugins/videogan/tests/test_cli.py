@@ -59,3 +59,14 @@ def test_strip_to_a_pipe_is_a_png_and_strip_refuses_a_gif_name(tmp_path: Path) -
     assert Image.open(io.BytesIO(process.stdout)).size == (16 * 34 + GUTTER, 34 + GUTTER)
     refused = run_gencli("sample", "videogan", "--strip", "-o", str(tmp_path / "x.gif"))
     assert refused.returncode != 0 and "--strip writes a PNG strip" in refused.stderr
+
+
+def test_two_processes_train_through_the_warm_up_and_the_held_object(tmp_path: Path) -> None:
+    """The warm-up leaves all but the object critic without gradients, and --freeze-object the drawing: DDP
+    stopped at the first such step until the plugin asked for unused-parameter detection."""
+    run = tmp_path / "run"
+    process = run_gencli("train", "videogan", "--preset", "tiny", "--object-warmup", "2", "--steps", "4",
+                         "--nproc", "2", "--out", str(run), "--quiet")
+    assert process.returncode == 0, process.stderr
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps[-1] == 4 and (run / "model.safetensors").is_file()
