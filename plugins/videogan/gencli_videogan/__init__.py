@@ -66,7 +66,7 @@ class Config:
     ema_decay: float = option(0.0, "Decay of the moving average of the generator's weights kept beside it, "
                                    "which sampling and evaluation use (set from --ema-decay; 0: none, as in "
                                    "older models).", flag=False)
-    object_warmup: int = option(0, "Training steps at the start in which the object critic alone judges (set from "
+    object_warmup: int = option(0, "Training steps at the start in which one frame is drawn and judged (set from "
                                    "--object-warmup; 0 for older models).", flag=False)
     classes: int = option(0, "Digit classes the model is conditioned on (set by --labels: 10 for the embedded "
                              "one-digit clips; 0, unconditional as in the paper, for older models and --data "
@@ -105,18 +105,25 @@ class TrainOptions:
     class_weight: float = option(1.0, "With labels: weight of the object critic's class loss in the generator's "
                                       "objective (AC-GAN's is 1): how hard the generator is pushed towards "
                                       "objects the critic names as their label.", minimum=0, maximum=100)
-    object_warmup: int = option(4500, "Steps at the start in which only the object critic judges one frame of each "
-                                      "clip (its real/fake and class heads), at a fifth of a full step's cost: the "
-                                      "generator learns the object's look from many cheap steps before the clip's "
-                                      "and the frames' critics join in. 0: all critics from the start.",
+    object_warmup: int = option(4500, "Steps at the start in which the generator draws one frame of each clip, "
+                                      "the object critic judges its object (real/fake and class) and the frame "
+                                      "critic its background, at under a third of a full step's cost: the object's "
+                                      "look is learnt from many cheap steps before the clip's critic judges "
+                                      "motion. 0: all critics from the start.",
                                 minimum=0, maximum=1_000_000)
     handover: int = option(500, "Steps after the object warm-up over which the weight of the clip's and the frames' "
-                                "critics in the generator's objective rises from 0 to 1, while they learn at full "
-                                "strength (joining at once, untrained, they undid the warm-up's digits).",
+                                "critics (on the whole clip, object included) in the generator's objective rises "
+                                "from 0 to 1, while they learn at full strength (joining at once, they undid the "
+                                "warm-up's digits).",
                            minimum=0, maximum=1_000_000)
-    warmup_r1: float = option(0.1, "R1 gamma in the object warm-up, where the object critic alone plays an image "
-                                   "GAN's game: 0.1, as gencli's cgan (gamma 1 there drew digits further from the "
-                                   "real ones).",
+    warmup_background: bool = option(True, "In the object warm-up the frame critic also judges the whole frame, "
+                                           "the object held as drawn, so it teaches the background alone: the "
+                                           "object is then learnt over backgrounds like the real ones. Without, "
+                                           "the background was first taught in the whole game and the object, "
+                                           "learnt over another, lost coherence there.")
+    warmup_r1: float = option(0.1, "R1 gamma in the object warm-up, where the object critic plays an image GAN's "
+                                   "game: 0.1, as gencli's cgan (gamma 1 there drew digits further from the real "
+                                   "ones).",
                               minimum=0, maximum=10_000)
     reconstruction: float = option(1.0, "With --conditional: weight of the L1 distance between the input frame and "
                                         "the first generated frame (the paper's image-to-video loss).",
@@ -166,10 +173,10 @@ class VideoGAN(LazyPlugin):
                     "textures, made on the fly; or a folder of videos (folders of frames, GIF files)")
     bundled_weights = WEIGHTS / "videogan"
     supports_bf16 = False  # GAN training is fragile; the recipe was only checked in fp32
-    find_unused_parameters = True  # the warm-up leaves all but the object critic idle, --freeze-object the drawing
+    find_unused_parameters = True  # the object warm-up leaves two critics and the motion layers idle
 
     def training_work(self, options: Any) -> Any:
-        """The work of the first n steps, for an honest ETA: an object warm-up step costs about a fifth of a full
+        """The work of the first n steps, for an honest ETA: an object warm-up step costs under a third of a full
         step (WARMUP_STEP_COST)."""
         warmup = options.object_warmup
         return lambda steps: WARMUP_STEP_COST * min(steps, warmup) + max(0, steps - warmup)

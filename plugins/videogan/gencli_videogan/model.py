@@ -9,9 +9,10 @@ with the non-saturating generator loss -log D(G(z)), plus the paper's L1 penalty
 conditional model, the L1 distance between the input frame and the first generated frame).
 
 With ``--object-warmup N`` the first N steps are an image GAN's: the generator draws one frame of each clip
-alone and only the object critic judges it (its moving part against the real clips'), at a fifth of a full
-step's cost, so the object's look is learned from many cheap steps before the clip's and the frames' critics
-join in.
+alone, the object critic judges its moving part against the real clips' and the frame critic the whole frame
+(the object held, so it teaches the background), at under a third of a full step's cost, so the object's look
+is learned from many cheap steps, over backgrounds like the real ones, before the clip's critic and the moving
+parts' join in.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from torch.nn import functional as F
 from gencli.errors import UsageError
 from gencli.plugin import Clips, Prepared, SampleRequest
 from gencli_videogan import NEW_RUN, moving_digits
-from gencli_videogan.networks import Discriminators, FrameEncoder, TwoStreamGenerator, compose, moving_parts
+from gencli_videogan.networks import (Discriminators, FrameEncoder, TwoStreamGenerator, compose, judged_frames,
+                                      moving_parts)
 
 EMBEDDED = "moving-digits"
 DIGIT_CLASSES = 10
@@ -101,20 +103,24 @@ class VideoGANPair(nn.Module):
         warming, joined = self.phase(options.handover)
         real = to_model(real)  # (B, 3, T, S, S) in [-1, 1]
         latent = self.latent(z, real[:, :, 0], labels=labels)
+        gamma = options.warmup_r1 if warming else options.r1
         if warming:  # one frame alone, judged by its moving part (the frame minus its static background)
             foreground, mask, background = self.generator.one_frame(latent)  # (B, 3|1, S, S) each
-            fake = mask * (foreground - background)  # (B, 3, S, S)
-            real_input = moving_parts(real)  # (B * T/k, 3, S, S): the object critic's input
+            frame = None
+            if options.warmup_background:  # the whole frame, the object held: the frame critic teaches the background
+                frame = compose(foreground.detach().unsqueeze(2), mask.detach().unsqueeze(2), background)[:, :, 0]
+            fake = (mask * (foreground - background), frame)  # (B, 3, S, S) each
+            # The critics' real inputs (B * T/k, 3, S, S), leaves so that R1 is taken at each critic's input.
+            views = (moving_parts(real), judged_frames(real) if options.warmup_background else None)
+            real_input = tuple(None if v is None else v.detach().requires_grad_(gamma > 0) for v in views)
         else:
             foreground, mask, background = self.generator.parts(latent)
             fake = compose(foreground, mask, background)  # (B, 3, T, S, S)
-            real_input = real
-        gamma = options.warmup_r1 if warming else options.r1
-        real_input.requires_grad_(gamma > 0)  # R1 is taken at the critics' real input
+            real_input = real.requires_grad_(gamma > 0)  # R1 is taken at the critics' real input
         # (B,), (B * T/k,) per frame critic, (B * T/k, classes) or None
         real_logits, real_frame_logits, real_classes = self.discriminator(real_input, warming)
         # no gradient reaches G through L_D
-        fake_logits, fake_frame_logits, _ = self.discriminator(fake.detach(), warming)
+        fake_logits, fake_frame_logits, _ = self.discriminator(detached(fake), warming)
         d_loss = discriminator_loss(real_frame_logits, fake_frame_logits, options.real_label)
         if real_logits is not None and fake_logits is not None:  # the clip critic (not in the object warm-up)
             d_loss = d_loss + discriminator_loss(real_logits, fake_logits, options.real_label)
@@ -125,8 +131,9 @@ class VideoGANPair(nn.Module):
             class_accuracy = (real_classes.detach().argmax(dim=1) == judged).float().mean()
         if gamma > 0:  # R1 (Mescheder et al. 2018): gamma / 2 * |grad_x D(x)|^2 on real clips
             scores = real_frame_logits.sum() + (0 if real_logits is None else real_logits.sum())
-            (slope,) = torch.autograd.grad(scores, real_input, create_graph=True)
-            d_loss = d_loss + gamma / 2 * slope.square().flatten(1).sum(1).mean()
+            inputs = [x for x in (real_input if warming else (real_input,)) if x is not None]
+            slopes = torch.autograd.grad(scores, inputs, create_graph=True)
+            d_loss = d_loss + gamma / 2 * sum(slope.square().flatten(1).sum(1).mean() for slope in slopes)
         frozen = {name: p.detach() for name, p in self.discriminator.named_parameters()}
         g_logits, g_frame_logits, g_classes = functional_call(self.discriminator, frozen, (fake, warming))
         adversarial = F.binary_cross_entropy_with_logits(g_frame_logits, torch.ones_like(g_frame_logits),
@@ -155,10 +162,11 @@ class VideoGANPair(nn.Module):
     def phase(self, handover: int) -> tuple[bool, float]:
         """(whether this training step is in the object warm-up, the weight in the generator's objective of the
         critics that join after it), and count the step. The warm-up is the first ``object_warmup`` steps, in
-        which the object critic alone judges, so that the generator learns the object's look from cheap steps.
-        Then the clip's and the frames' critics join, untrained: for ``handover`` steps they learn at full
-        strength while their weight in the generator's objective rises from 0 to 1. (Joining at once, their
-        first verdicts undid the warm-up: coherence fell from 0.82 to 0.57 in 500 steps.)"""
+        which one frame is drawn, its object judged by the object critic and its background by the frame critic,
+        so that the generator learns the object's look from cheap steps. Then the clip's and the moving parts'
+        critics join, untrained, and the frame critic judges whole clips' frames: for ``handover`` steps they
+        learn at full strength while their weight in the generator's objective rises from 0 to 1. (Joining at
+        once, their first verdicts undid the warm-up: coherence fell from 0.82 to 0.57 in 500 steps.)"""
         if not self.object_warmup or not self.training:
             return False, 1.0
         done = int(self.steps_taken) - self.object_warmup  # full steps taken before this one
@@ -178,6 +186,13 @@ class VideoGANPair(nn.Module):
         clip = compose(foreground, mask, background)
         unit = lambda x: ((x + 1) / 2).clamp(0, 1)  # noqa: E731
         return unit(clip), unit(foreground), mask, unit(background)
+
+
+def detached(fake: torch.Tensor | tuple[torch.Tensor | None, ...]) -> Any:
+    """The generated clips (or the warm-up's pair of frames) cut from the generator's graph, for L_D."""
+    if isinstance(fake, tuple):
+        return tuple(None if x is None else x.detach() for x in fake)
+    return fake.detach()
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float) -> torch.Tensor:

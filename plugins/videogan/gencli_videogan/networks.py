@@ -280,22 +280,24 @@ class Discriminators(nn.Module):
         self.moving = FrameDiscriminator(config) if config.moving_critic else None
         self.object = ObjectCritic(config) if config.object_critic else None
 
-    def forward(self, clips: torch.Tensor, object_only: bool = False
+    def forward(self, clips: torch.Tensor | tuple[torch.Tensor, torch.Tensor | None], warming: bool = False
                 ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
         """((B,) clip logits, the frame critics' logits one after another ((B * T/k,) each), and for a
         class-conditional model the object critic's class logits of the judged frames (B * T/k, classes), clip
         by clip; else None).
 
-        ``object_only`` (the object warm-up): ``clips`` are frames' moving parts already, (N, 3, S, S) (a
-        generated frame's is known without a median: mask * (foreground - background)), and the object critic
-        alone judges them: (None, its logits, its class logits)."""
-        if object_only:
+        ``warming`` (the object warm-up): ``clips`` is a pair of single frames (N, 3, S, S), (moving parts,
+        whole frames or None): the object critic judges the moving parts (a generated frame's is known without a
+        median: mask * (foreground - background)) and, where whole frames are given, the frame critic judges
+        them: (None, the object critic's logits then the frame critic's, the class logits)."""
+        if warming:
+            moving, frames = clips
             if self.object is None:
-                raise ValueError("object_only needs the object critic")
-            object_logits, classes = self.object(clips)
-            return None, object_logits, classes
-        sampled = clips[:, :, ::FRAME_STRIDE]  # (B, 3, T/k, S, S)
-        logits, classes = [self.frame(sampled.transpose(1, 2).flatten(0, 1))], None  # clip-major frames
+                raise ValueError("the object warm-up needs the object critic")
+            object_logits, classes = self.object(moving)
+            logits = object_logits if frames is None else torch.cat([object_logits, self.frame(frames)])
+            return None, logits, classes
+        logits, classes = [self.frame(judged_frames(clips))], None
         if self.moving is not None or self.object is not None:
             moving = moving_parts(clips)
             if self.moving is not None:
@@ -314,6 +316,11 @@ class Discriminators(nn.Module):
         weights = torch.full_like(frame_logits, joined)
         weights[-(frame_logits.shape[0] // critics):] = 1.0
         return weights
+
+
+def judged_frames(clips: torch.Tensor) -> torch.Tensor:
+    """(B, 3, T, S, S) -> (B * T/k, 3, S, S), clip-major: every k-th frame, those the frame critics judge."""
+    return clips[:, :, ::FRAME_STRIDE].transpose(1, 2).flatten(0, 1)
 
 
 def moving_parts(clips: torch.Tensor) -> torch.Tensor:

@@ -62,8 +62,8 @@ def test_strip_to_a_pipe_is_a_png_and_strip_refuses_a_gif_name(tmp_path: Path) -
 
 
 def test_two_processes_train_through_the_warm_up_and_the_held_object(tmp_path: Path) -> None:
-    """The warm-up leaves all but the object critic without gradients, and --freeze-object the drawing: DDP
-    stopped at the first such step until the plugin asked for unused-parameter detection."""
+    """The object warm-up leaves the clip critic, the moving parts' critic and the motion layers without
+    gradients: DDP stopped at its first step until the plugin asked for unused-parameter detection."""
     run = tmp_path / "run"
     process = run_gencli("train", "videogan", "--preset", "tiny", "--object-warmup", "2", "--steps", "4",
                          "--nproc", "2", "--out", str(run), "--quiet")

@@ -605,7 +605,7 @@ def test_class_weight_scales_the_object_critics_class_loss_in_the_generators_obj
     assert abs((g_loss[3.0] - g_loss[0.0]) - 3 * class_loss) < 1e-4
 
 
-def test_in_the_object_warm_up_only_the_object_critic_judges_then_every_critic_does() -> None:
+def test_in_the_object_warm_up_the_object_and_frame_critics_judge_then_every_critic_does() -> None:
     options = TrainOptions(object_warmup=1)
     prepared = model.prepare(None, Config(**TINY), options)
     torch.manual_seed(0)
@@ -621,11 +621,32 @@ def test_in_the_object_warm_up_only_the_object_critic_judges_then_every_critic_d
         reported.append("d_fake_acc" in metrics)
         assert float(net.generator.foreground.project.weight.grad.abs().sum()) > 0  # G learns in both phases
         moving.append(net.generator.foreground.motion[0].weight.grad is not None)
-    assert judging == [{"object"}, {"clip", "frame", "moving", "object"}]
+    assert judging == [{"object", "frame"}, {"clip", "frame", "moving", "object"}]
     assert reported == [False, True]  # the clip critic's figures only once it plays
     assert moving == [False, True]  # one frame says nothing of motion: the path learns only from whole clips
     assert int(net.state_dict()["steps_taken"]) == 2  # saved with the weights: a resumed run knows its phase
     assert "steps_taken" not in tiny_model().state_dict()  # models without a warm-up keep their old weights' keys
+
+
+def test_in_the_warm_up_the_frame_critic_teaches_the_background_and_not_the_object() -> None:
+    options = TrainOptions(object_warmup=1, class_weight=0, mask_l1=0)
+    prepared = model.prepare(None, Config(**TINY), options)
+    torch.manual_seed(0)
+    net = model.build(prepared.config)
+    with torch.no_grad():  # the object critic's verdict made constant: only the frame critic's reaches G
+        net.discriminator.object.real.weight.zero_()
+    batch = prepared.data.batch(torch.Generator().manual_seed(0), 4)
+    total, _ = model.loss(net, batch, options)
+    total.backward()
+    foreground = net.generator.foreground
+    drawing = [p for module in (foreground.project, foreground.body, foreground.heads) for p in module.parameters()]
+    assert all(p.grad is None or float(p.grad.abs().sum()) == 0 for p in drawing)
+    assert float(net.generator.bg_project.weight.grad.abs().sum()) > 0
+    without = TrainOptions(object_warmup=1, warmup_background=False)  # the object critic alone: the old warm-up
+    net.zero_grad(set_to_none=True)
+    net.steps_taken.zero_()
+    model.loss(net, batch, without)[0].backward()
+    assert net.discriminator.frame.net[0].weight.grad is None
 
 
 def test_the_warm_ups_one_frame_shows_the_clips_drawing_placed_anywhere_over_its_background() -> None:
