@@ -22,6 +22,7 @@ CARDS = {
     "lapgan": "plugins/gan/gencli_gan/weights/lapgan/README.md",
     "srresnet": "plugins/srgan/gencli_srgan/weights/srresnet/README.md",
     "srgan": "plugins/srgan/gencli_srgan/weights/srgan/README.md",
+    "videogan": "plugins/videogan/gencli_videogan/weights/videogan/README.md",
 }
 # (the README's words, with {} where the figure stands; card; metric; decimals shown)
 CLAIMS = [
@@ -53,6 +54,11 @@ CLAIMS = [
     ("bicubic {} dB, srresnet", "srresnet", "psnr_y_bicubic_db", 2),
     ("srresnet {} dB, srgan", "srresnet", "psnr_y_db", 2),
     ("srgan {} dB (PSNR on Y", "srgan", "psnr_y_db", 2),
+    ("keep one digit in {} of clips (real clips", "videogan", "temporal_coherence_generated", 3),
+    ("(real clips: {}), move at", "videogan", "temporal_coherence_real", 3),
+    ("move at {} times the real speed", "videogan", "motion_ratio_generated_to_real", 2),
+    ("shuffled frames ({} against", "videogan", "two_sample_accuracy_generated", 3),
+    (" against {}); see", "videogan", "two_sample_accuracy_shuffled", 3),
 ]
 
 
