@@ -111,12 +111,13 @@ class VideoGANPair(nn.Module):
                 frame = compose(foreground.detach().unsqueeze(2), mask.detach().unsqueeze(2), background)[:, :, 0]
             fake = (mask * (foreground - background), frame)  # (B, 3, S, S) each
             # The critics' real inputs (B * T/k, 3, S, S), leaves so that R1 is taken at each critic's input.
-            views = (moving_parts(real), judged_frames(real) if options.warmup_background else None)
-            real_input = tuple(None if v is None else v.detach().requires_grad_(gamma > 0) for v in views)
+            real_input = (moving_parts(real).detach(), None if frame is None else judged_frames(real).detach())
+            r1_inputs = [x.requires_grad_(gamma > 0) for x in real_input if x is not None]
         else:
             foreground, mask, background = self.generator.parts(latent)
             fake = compose(foreground, mask, background)  # (B, 3, T, S, S)
             real_input = real.requires_grad_(gamma > 0)  # R1 is taken at the critics' real input
+            r1_inputs = [real]
         # (B,), (B * T/k,) per frame critic, (B * T/k, classes) or None
         real_logits, real_frame_logits, real_classes = self.discriminator(real_input, warming)
         # no gradient reaches G through L_D
@@ -131,8 +132,7 @@ class VideoGANPair(nn.Module):
             class_accuracy = (real_classes.detach().argmax(dim=1) == judged).float().mean()
         if gamma > 0:  # R1 (Mescheder et al. 2018): gamma / 2 * |grad_x D(x)|^2 on real clips
             scores = real_frame_logits.sum() + (0 if real_logits is None else real_logits.sum())
-            inputs = [x for x in (real_input if warming else (real_input,)) if x is not None]
-            slopes = torch.autograd.grad(scores, inputs, create_graph=True)
+            slopes = torch.autograd.grad(scores, r1_inputs, create_graph=True)
             d_loss = d_loss + gamma / 2 * sum(slope.square().flatten(1).sum(1).mean() for slope in slopes)
         frozen = {name: p.detach() for name, p in self.discriminator.named_parameters()}
         g_logits, g_frame_logits, g_classes = functional_call(self.discriminator, frozen, (fake, warming))
